@@ -1,0 +1,73 @@
+"""Stage 5: filter the custom attributes a call brings against ``attributes.schema``.
+
+Each configured attribute has a JSON Schema for its value (validators built once, here). An
+attribute not configured is ``unknown`` (dropped, kept or the call rejected); one failing its
+schema is ``invalid`` (dropped or the call rejected). Each such attribute is a reason naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from jsonschema.protocols import Validator
+
+from .decision import Reason
+from .rules.model import Ruleset
+from .rules.schema import validator_for_attribute
+
+
+@attrs.frozen(slots=True)
+class Filtered:
+    """The attributes kept, why others were not, and whether the call must be rejected."""
+
+    kept: Mapping[str, Any]
+    reasons: tuple[Reason, ...] = ()
+    reject: bool = False
+
+
+_NOTHING = Filtered({})
+
+
+class AttributeFilter:
+    """The compiled ``attributes`` section of a ruleset."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        rules = ruleset.attributes
+        self._validators: dict[str, Validator] = {
+            name: validator_for_attribute(schema) for name, schema in rules.schema.items()
+        }
+        self._unknown = rules.unknown
+        self._invalid = rules.invalid
+        self._cite_unknown = ruleset.cite("attributes.unknown")
+        self._cite_schema = {name: ruleset.cite(f"attributes.schema.{name}") for name in rules.schema}
+        self._cite_source = ruleset.cite("input.attributes")
+
+    def filter(self, raw: Any, given: bool = True) -> Filtered:
+        """Filter the attributes of one call (``raw``: the mapped attributes value)."""
+        if not given or raw is None:
+            return _NOTHING
+        if not isinstance(raw, dict):
+            reason = Reason("attribute.invalid", self._cite_source, "attributes",
+                            "attributes must be an object")
+            return Filtered({}, (reason,), self._invalid == "reject")
+        kept: dict[str, Any] = {}
+        reasons: list[Reason] = []
+        reject = False
+        for name, value in raw.items():
+            validator = self._validators.get(name)
+            if validator is None:
+                reasons.append(Reason("attribute.unknown", self._cite_unknown, name,
+                                      f"not configured: {self._unknown}"))
+                if self._unknown == "keep":
+                    kept[name] = value
+                elif self._unknown == "reject":
+                    reject = True
+            elif validator.is_valid(value):
+                kept[name] = value
+            else:
+                reasons.append(Reason("attribute.invalid", self._cite_schema[name], name,
+                                      f"fails its schema: {self._invalid}"))
+                reject = reject or self._invalid == "reject"
+        return Filtered(kept, tuple(reasons), reject)

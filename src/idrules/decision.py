@@ -1,0 +1,118 @@
+"""The decision: what one event resolved to and every rule that shaped it (SPEC §2).
+
+Decisions are frozen values. :meth:`Decision.to_json` gives the canonical line a replay
+writes: fixed key order, no spaces, UTF-8 text, attributes sorted, so two replays of one log
+give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+Outcome = Literal["identified", "anonymous", "rejected", "logged_out", "recorded", "duplicate"]
+
+
+@attrs.frozen(slots=True)
+class Reason:
+    """One rule that shaped a decision: a code (SPEC §5) and the knob that decided it."""
+
+    code: str
+    rule: str | None
+    field: str | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "rule": self.rule}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+
+@attrs.frozen(slots=True)
+class Identity:
+    """The canonical values an identify asserted that passed their checks, normalised."""
+
+    user_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    avatar: str | None = None
+    verified: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "avatar": self.avatar,
+            "verified": self.verified,
+        }
+
+
+@attrs.frozen(slots=True)
+class RulesetRef:
+    """Which ruleset decided: name, version and the sha256 of its effective form."""
+
+    name: str
+    version: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+@attrs.frozen(slots=True)
+class Decision:
+    """What one event resolved to. ``line`` is set by replay only."""
+
+    event_id: str | None
+    outcome: Outcome
+    ruleset: RulesetRef
+    profile: str | None = None
+    created: bool = False
+    merged: tuple[str, ...] = ()
+    identity: Identity | None = None
+    attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    reasons: tuple[Reason, ...] = ()
+    line: int | None = None
+
+    @property
+    def codes(self) -> list[str]:
+        """The reason codes, in the order they were applied."""
+        return [reason.code for reason in self.reasons]
+
+    def to_dict(self) -> dict[str, Any]:
+        """SPEC §2's form, keys in their documented order."""
+        out: dict[str, Any] = {"event_id": self.event_id}
+        if self.line is not None:
+            out["line"] = self.line
+        out["outcome"] = self.outcome
+        out["profile"] = self.profile
+        out["created"] = self.created
+        out["merged"] = list(self.merged)
+        out["identity"] = None if self.identity is None else self.identity.to_dict()
+        out["attributes"] = dict(sorted(self.attributes.items()))
+        out["reasons"] = [reason.to_dict() for reason in self.reasons]
+        out["ruleset"] = self.ruleset.to_dict()
+        return out
+
+    def to_json(self) -> str:
+        """The canonical one-line JSON text of this decision."""
+        return dumps(self.to_dict())
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text: compact, UTF-8 (not ASCII-escaped), keys in the given order."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def fingerprint(secret_value: str | bytes) -> str:
+    """``sha256:`` and the first 12 hex digits: how a token or signature may be named."""
+    data = secret_value.encode("utf-8", "surrogatepass") if isinstance(secret_value, str) else secret_value
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:12]

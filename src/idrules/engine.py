@@ -1,0 +1,142 @@
+"""The engine: wires the pipeline stages for one ruleset and one store.
+
+``parse event -> map the dialect -> verify proof -> check fields -> filter attributes ->
+plan (pure) -> apply the plan in one transaction -> decision``. Every stage is compiled once
+here, when the engine starts, so the per-event path does no set-up work.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .attributes import AttributeFilter
+from .decision import Decision
+from .dialect import Dialect
+from .events import Event, InvalidEvent, _has_lone_surrogate, format_ts, parse_line, parse_object
+from .fields import IdentityChecker
+from .plan import Plan, Planner
+from .proof import Prover
+from .rules.loader import load_ruleset
+from .rules.model import Ruleset
+from .store.base import Store
+from .store.memory import MemoryStore
+
+Clock = Callable[[], datetime]
+
+
+class Engine:
+    """Decides events for one ruleset against one store.
+
+    ``secrets`` maps key names to secrets (else ``IDRULES_SECRET_<NAME>`` is read); ``clock``
+    dates library calls that carry no ``ts`` (default: the wall clock, UTC).
+    """
+
+    def __init__(
+        self,
+        ruleset: Ruleset | str | os.PathLike[str],
+        store: Store | None = None,
+        *,
+        secrets: Mapping[str, str | bytes] | None = None,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.ruleset = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
+        self.store: Store = store if store is not None else MemoryStore()
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._dialect = Dialect(self.ruleset.input)
+        self._prover = Prover(self.ruleset, secrets, environ)
+        self._fields = IdentityChecker(self.ruleset)
+        self._attributes = AttributeFilter(self.ruleset)
+        self._planner = Planner(self.ruleset)
+
+    # the one entry point ---------------------------------------------------------------
+    def decide(self, event: Event | InvalidEvent | Mapping[str, Any]) -> Decision:
+        """Decide one event (parsed, or a JSON-like mapping) and apply it to the store."""
+        if not isinstance(event, (Event, InvalidEvent)):
+            event = parse_object(event)
+            if isinstance(event, Event) and _has_lone_surrogate((event.id, event.session, event.payload)):
+                event = InvalidEvent(None, "text holds an unpaired UTF-16 surrogate")
+        with self.store.transaction():
+            plan = self.plan(event)
+            self.store.apply(plan.changes)
+        return plan.decision
+
+    def decide_line(self, raw: bytes | str, line: int | None = None) -> Decision:
+        """Decide one log line (not blank); ``line`` is its 1-based number in the log."""
+        return self.decide(parse_line(raw, line))
+
+    def plan(self, event: Event | InvalidEvent) -> Plan:
+        """The plan for one event against the store as it is now. Writes nothing."""
+        planner, store = self._planner, self.store
+        if isinstance(event, InvalidEvent):
+            if event.id is not None and store.is_decided(event.id):
+                return planner.duplicate(event.id, event.line)
+            return planner.invalid(event)
+        if store.is_decided(event.id):
+            return planner.duplicate(event.id, event.line)
+        if event.type == "track":
+            email = event.payload.get("email")
+            checked = None if email is None else self._fields.check_email(email)
+            return planner.track(event, checked, store)
+        if event.type == "logout" or event.payload is None:
+            return planner.logout(event, store)
+        mapped = self._dialect.map(event.payload)
+        verified = self._prover.verify(mapped, event.ts)
+        checked = self._fields.check(verified.values)
+        filtered = self._attributes.filter(verified.attributes, verified.attributes_given)
+        reasons = (*verified.proof.reasons, *checked.reasons, *filtered.reasons)
+        return planner.identify(
+            event, checked, verified.proof, filtered.kept, reasons, filtered.reject, store
+        )
+
+    # library conveniences --------------------------------------------------------------
+    def identify(
+        self,
+        payload: Mapping[str, Any] | None,
+        *,
+        session: str | None = None,
+        id: str | None = None,
+        ts: str | None = None,
+    ) -> Decision:
+        """Decide ``identify(payload)`` as the widget sent it (``None``: clear identity)."""
+        return self.decide(self._event("identify", id, ts, session, payload))
+
+    def track(
+        self,
+        name: str,
+        *,
+        session: str,
+        properties: Mapping[str, Any] | None = None,
+        email: str | None = None,
+        id: str | None = None,
+        ts: str | None = None,
+    ) -> Decision:
+        """Decide a ``track`` (a vote, a post, a message), optionally with an inline email."""
+        payload: dict[str, Any] = {"name": name}
+        if properties is not None:
+            payload["properties"] = dict(properties)
+        if email is not None:
+            payload["email"] = email
+        return self.decide(self._event("track", id, ts, session, payload))
+
+    def logout(self, *, session: str, id: str | None = None, ts: str | None = None) -> Decision:
+        """Decide a ``logout`` of ``session``."""
+        return self.decide(self._event("logout", id, ts, session, None))
+
+    def _event(
+        self, kind: str, event_id: str | None, ts: str | None, session: str | None, payload: Any
+    ) -> dict[str, Any]:
+        if ts is None:
+            now = self.clock()
+            micros = int(now.timestamp() * 1_000_000) if now.tzinfo else int(
+                now.replace(tzinfo=UTC).timestamp() * 1_000_000)
+            ts = format_ts(micros)
+        event: dict[str, Any] = {"id": event_id or f"lib-{uuid.uuid4().hex}", "ts": ts,
+                                 "type": kind, "payload": payload}
+        if session is not None:
+            event["session"] = session
+        return event

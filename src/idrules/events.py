@@ -1,0 +1,157 @@
+"""Stage 1: parse an event (one JSON object per line) into an :class:`Event`, or say why not.
+
+A malformed event is not an exception: it becomes an :class:`InvalidEvent`, which the engine
+turns into a ``rejected`` decision with ``event.invalid``, and a replay goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+
+EventType = Literal["identify", "track", "logout"]
+_TYPES: frozenset[str] = frozenset(("identify", "track", "logout"))
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@attrs.frozen(slots=True)
+class Event:
+    """A well-formed event. ``ts`` is microseconds since the epoch (UTC): the event's clock."""
+
+    id: str
+    ts: int
+    type: EventType
+    session: str | None
+    payload: Any
+    line: int | None = None
+
+
+@attrs.frozen(slots=True)
+class InvalidEvent:
+    """A malformed event: the id if one could be read, and what is wrong with it."""
+
+    id: str | None
+    problem: str
+    line: int | None = None
+
+
+def parse_line(raw: bytes | str, line: int | None = None) -> Event | InvalidEvent:
+    """Parse one log line (not blank) into an event."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return InvalidEvent(None, "line is not UTF-8 text", line)
+    try:
+        obj = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return InvalidEvent(None, "line is not valid JSON", line)
+    if "\\u" in raw and _has_lone_surrogate(obj):
+        event_id = _read_id(obj)
+        readable = event_id if event_id is not None and not _has_lone_surrogate(event_id) else None
+        return InvalidEvent(readable, "text holds an unpaired UTF-16 surrogate", line)
+    return parse_object(obj, line)
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: refuse them rather than echo them into decisions."""
+    raise ValueError(name)
+
+
+def parse_object(obj: Any, line: int | None = None) -> Event | InvalidEvent:
+    """Check a decoded JSON value against SPEC §1 and build the event."""
+    if not isinstance(obj, dict):
+        return InvalidEvent(None, "event is not a JSON object", line)
+    event_id = _read_id(obj)
+    if event_id is None:
+        return InvalidEvent(None, "'id' is missing or not a non-empty string", line)
+    ts = parse_ts(obj.get("ts"))
+    if ts is None:
+        return InvalidEvent(event_id, "'ts' is missing or not an RFC 3339 timestamp", line)
+    kind = obj.get("type")
+    if not isinstance(kind, str) or kind not in _TYPES:
+        return InvalidEvent(event_id, "'type' must be identify, track or logout", line)
+    session = obj.get("session")
+    if session is not None and (not isinstance(session, str) or not session):
+        return InvalidEvent(event_id, "'session' must be a non-empty string", line)
+    payload = obj.get("payload")
+    if kind == "identify":
+        if payload is not None and not isinstance(payload, dict):
+            return InvalidEvent(event_id, "identify 'payload' must be an object or null", line)
+    else:
+        if session is None:
+            return InvalidEvent(event_id, f"a {kind} event needs a 'session'", line)
+        if kind == "track":
+            problem = _track_problem(payload)
+            if problem:
+                return InvalidEvent(event_id, problem, line)
+    return Event(event_id, ts, kind, session, payload, line)  # type: ignore[arg-type]
+
+
+def parse_ts(value: Any) -> int | None:
+    """RFC 3339 text -> microseconds since the epoch, or None when it is not RFC 3339."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        return None
+    text = value.upper().replace(" ", "T")
+    if "." in text:  # fromisoformat takes at most 6 fractional digits
+        head, _, rest = text.partition(".")
+        digits = re.match(r"\d+", rest)
+        assert digits is not None
+        frac = digits.group(0)
+        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac):]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def format_ts(micros: int) -> str:
+    """Microseconds since the epoch -> RFC 3339 in UTC (for library calls without ``ts``)."""
+    moment = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _read_id(obj: Any) -> str | None:
+    if isinstance(obj, dict):
+        value = obj.get("id")
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _track_problem(payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return "track 'payload' must be an object"
+    if not isinstance(payload.get("name"), str):
+        return "track 'payload.name' must be a string"
+    properties = payload.get("properties")
+    if properties is not None and not isinstance(properties, dict):
+        return "track 'payload.properties' must be an object"
+    return None
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string in ``value`` (keys too) cannot be encoded as UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

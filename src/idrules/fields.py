@@ -1,0 +1,190 @@
+"""Stage 4: check and normalise each canonical identity field against its ``fields`` rule.
+
+Checks run in a fixed order: type, whitespace, emptiness, blocked values, length, format
+(email syntax, email-shaped user ids). The first failing check decides the field; its
+``on_invalid`` policy (``reject`` > ``anonymous`` > ``drop``) decides what the whole call
+becomes. Every check that fired, failing or not, is a reason citing its knob.
+
+Match keys: a user id is its own key unless ``case_sensitive: false`` (then casefolded); an
+email's key is email-validator's normalised form, casefolded as a whole, so
+``FOObar@Example.Com`` and ``foobar@example.com`` are one address.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Literal
+
+import attrs
+from email_validator import EmailNotValidError, validate_email
+
+from .decision import Reason
+from .rules.model import IDENTITY_FIELDS, FieldRule, Ruleset
+
+Policy = Literal["anonymous", "reject", "drop"]
+_SEVERITY: dict[str | None, int] = {None: 0, "drop": 1, "anonymous": 2, "reject": 3}
+_EMAIL_SHAPED = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+@attrs.frozen(slots=True)
+class Checked:
+    """One field after its checks: the accepted value and key, or the policy that failed it."""
+
+    value: str | None
+    key: str | None
+    reasons: tuple[Reason, ...] = ()
+    failed: Policy | None = None
+
+
+@attrs.frozen(slots=True)
+class CheckedIdentity:
+    """All identity fields of one call, checked; ``failed`` is the strongest policy that fired."""
+
+    fields: Mapping[str, Checked]
+    reasons: tuple[Reason, ...]
+    failed: Policy | None
+    given_identifier: bool
+
+    def value(self, name: str) -> str | None:
+        checked = self.fields.get(name)
+        return None if checked is None else checked.value
+
+    def key(self, name: str) -> str | None:
+        checked = self.fields.get(name)
+        return None if checked is None else checked.key
+
+
+_ABSENT = Checked(None, None)
+
+
+class FieldChecker:
+    """The compiled checks for one field: citations resolved once, not per event."""
+
+    def __init__(self, name: str, rule: FieldRule, ruleset: Ruleset) -> None:
+        self.name = name
+        self.rule = rule
+        knob = f"fields.{name}"
+        self._cite = {k: ruleset.cite(f"{knob}.{k}") for k in (
+            "type", "required", "whitespace", "empty", "blocked", "max_length",
+            "email_shaped", "validate",
+        )}
+        self._blocked = frozenset(value.casefold() for value in rule.blocked)
+        self._is_email = name == "email"
+
+    def missing(self) -> Checked:
+        """The result for a ``required`` field the call did not carry."""
+        reason = Reason(f"{self.name}.missing", self._cite["required"], self.name)
+        return Checked(None, None, (reason,), self.rule.on_invalid)
+
+    def check(self, raw: Any) -> Checked:
+        """Check one value as sent (``None``: absent)."""
+        if raw is None:
+            return _ABSENT
+        rule, name = self.rule, self.name
+        reasons: list[Reason] = []
+        if isinstance(raw, str):
+            value = raw
+        elif rule.type == "scalar" and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = json.dumps(raw)
+        else:
+            expected = "a string" if rule.type == "string" else "a string or a number"
+            return self._fail("invalid_type", "type", f"expected {expected}, got {_json_type(raw)}")
+        if value != value.strip():
+            if rule.whitespace == "invalid":
+                return self._fail("whitespace", "whitespace", "leading or trailing whitespace")
+            if rule.whitespace == "strip":
+                value = value.strip()
+                reasons.append(Reason(f"{name}.trimmed", self._cite["whitespace"], name))
+        if value == "" and rule.empty == "absent":
+            return Checked(None, None, tuple(reasons))
+        if self._blocked and value.casefold() in self._blocked:
+            return self._fail("blocked", "blocked", "a blocked placeholder value", reasons)
+        limit = rule.max_length
+        if limit is not None and len(value) > limit:
+            if rule.too_long == "invalid":
+                return self._fail("too_long", "max_length",
+                                  f"{len(value)} code points > {limit}", reasons)
+            value = value[:limit]
+            reasons.append(Reason(f"{name}.truncated", self._cite["max_length"], name,
+                                  f"cut to {limit} code points"))
+        if self._is_email:
+            if rule.validate:
+                normalized, error = _normalize_email(value)
+                if normalized is None:
+                    return self._fail_code("email.invalid", "validate", error, reasons)
+                value = normalized
+            return Checked(value, value.casefold(), tuple(reasons))
+        if name == "user_id":
+            if rule.email_shaped != "allow" and _EMAIL_SHAPED.fullmatch(value):
+                cite = self._cite["email_shaped"]
+                if rule.email_shaped == "invalid":
+                    return self._fail_code("user_id.email_shaped", "email_shaped",
+                                           "a user id must not be an email address", reasons)
+                reasons.append(Reason("user_id.email_shaped", cite, name,
+                                      "looks like an email address; send emails as email"))
+            key = value if rule.case_sensitive else value.casefold()
+            return Checked(value, key, tuple(reasons))
+        return Checked(value, None, tuple(reasons))
+
+    def _fail(self, what: str, knob: str, detail: str | None,
+              reasons: list[Reason] | None = None) -> Checked:
+        return self._fail_code(f"{self.name}.{what}", knob, detail, reasons)
+
+    def _fail_code(self, code: str, knob: str, detail: str | None,
+                   reasons: list[Reason] | None = None) -> Checked:
+        reason = Reason(code, self._cite[knob], self.name, detail)
+        return Checked(None, None, (*(reasons or ()), reason), self.rule.on_invalid)
+
+
+class IdentityChecker:
+    """Checks every identity field of a call and applies ``required`` (SPEC §4)."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.checkers = {name: FieldChecker(name, ruleset.field(name), ruleset)
+                         for name in IDENTITY_FIELDS}
+
+    def check(self, values: Mapping[str, Any]) -> CheckedIdentity:
+        """Check the canonical values of one call (as sent, after the dialect)."""
+        results: dict[str, Checked] = {}
+        reasons: list[Reason] = []
+        failed: Policy | None = None
+        given = values.get("user_id") is not None or values.get("email") is not None
+        for name, checker in self.checkers.items():
+            raw = values.get(name)
+            result = checker.check(raw)
+            if result.value is None and result.failed is None and given and checker.rule.required:
+                result = checker.missing()
+            results[name] = result
+            reasons.extend(result.reasons)
+            if _SEVERITY[result.failed] > _SEVERITY[failed]:
+                failed = result.failed
+        return CheckedIdentity(results, tuple(reasons), failed, given)
+
+    def check_email(self, raw: Any) -> Checked:
+        """Check an inline email (a ``track``'s prompt) with the email rule."""
+        return self.checkers["email"].check(raw)
+
+
+@lru_cache(maxsize=65_536)
+def _normalize_email(text: str) -> tuple[str | None, str | None]:
+    """email-validator's normalised form, or its error message. Syntax only, never DNS."""
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, str(exc)
+    return result.normalized, None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return "null"  # pragma: no cover - None is absent, not checked

@@ -1,0 +1,310 @@
+"""Stage 3: verify the caller's proof of identity (the ruleset's ``verification``).
+
+``hmac``: the identity comes from the payload, and the signature must equal the HMAC-SHA256
+of the message template filled with the values *as the client sent them*. ``jwt``: the
+identity comes from the verified token's claims alone (PyJWT; algorithms from the rules'
+allow-list, never from the token), and time claims are checked against the event's ``ts``,
+so an old log replays as it happened. Every listed key is tried (rotation); a decision names
+the key that verified, never its value. Secrets, signatures and tokens never reach a reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+import string
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import jwt
+
+from ._errors import SecretsError
+from .decision import Reason
+from .dialect import Mapped
+from .rules.model import Ruleset
+
+MAX_TOKEN_BYTES = 8 * 1024
+MIN_SECRET_BYTES = 32
+REGISTERED_CLAIMS = frozenset(("iss", "sub", "aud", "exp", "nbf", "iat", "jti"))
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_B64 = re.compile(r"[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?")
+_US = 1_000_000
+
+
+@attrs.frozen(slots=True)
+class Proof:
+    """What the proof stage concluded (see :mod:`idrules.proof`)."""
+
+    verified: bool = False
+    reasons: tuple[Reason, ...] = ()
+    refuse: bool = False  # reject the call
+    anonymous: bool = False  # treat the caller as anonymous
+
+
+NO_PROOF = Proof()
+
+
+@attrs.frozen(slots=True)
+class Verified:
+    """The proof's verdict and the values the rest of the pipeline checks."""
+
+    proof: Proof
+    values: Mapping[str, Any]
+    attributes: Any = None
+    attributes_given: bool = False
+
+
+def secret_env_var(name: str) -> str:
+    """The environment variable that holds the secret of key ``name``."""
+    return f"IDRULES_SECRET_{name.upper()}"
+
+
+def load_secrets(
+    ruleset: Ruleset, given: Mapping[str, str | bytes] | None, environ: Mapping[str, str]
+) -> dict[str, bytes]:
+    """The secret of every key the ruleset lists: given first, then the environment.
+
+    Raises :class:`SecretsError` naming the first missing or short key (never its value).
+    """
+    if ruleset.verification.mode == "disabled":
+        return {}
+    keys: dict[str, bytes] = {}
+    for name in ruleset.verification.keys:
+        value = (given or {}).get(name)
+        if value is None:
+            value = environ.get(secret_env_var(name))
+        if value is None or value == "":
+            raise SecretsError(
+                f"verification needs the secret of key {name!r}: set {secret_env_var(name)} "
+                f"or give it in a secrets file"
+            )
+        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        if len(raw) < MIN_SECRET_BYTES:
+            raise SecretsError(
+                f"the secret of key {name!r} is {len(raw)} bytes; at least "
+                f"{MIN_SECRET_BYTES} are required"
+            )
+        keys[name] = raw
+    return keys
+
+
+class Prover:
+    """The compiled ``verification`` section with its secrets, built once per engine."""
+
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        secrets: Mapping[str, str | bytes] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        rules = ruleset.verification
+        self.mode = rules.mode
+        self.method = rules.method
+        self._keys = load_secrets(ruleset, secrets, os.environ if environ is None else environ)
+        self._hmac_keys = [(name, hmac.new(key, digestmod=hashlib.sha256))
+                           for name, key in self._keys.items()]
+        self._on_failure = rules.on_failure
+        self._template = list(string.Formatter().parse(rules.hmac.message))
+        self._encoding = rules.hmac.encoding
+        jwt_rules = rules.jwt
+        self._algorithms = list(jwt_rules.algorithms)
+        self._claims = {k: v for k, v in jwt_rules.claims.items() if v}
+        self._required = tuple(jwt_rules.required)
+        self._leeway_us = jwt_rules.leeway_s * _US
+        self._max_age_us = None if jwt_rules.max_age_s is None else jwt_rules.max_age_s * _US
+        self._extra = jwt_rules.extra_claims == "attributes"
+        mapped_claims = set(self._claims.values())
+        self._skip_claims = REGISTERED_CLAIMS | mapped_claims
+        cite = ruleset.cite
+        self._c = {k: cite(f"verification.{k}") for k in (
+            "mode", "method", "keys", "on_failure", "hmac.message", "hmac.encoding",
+            "jwt.algorithms", "jwt.required", "jwt.leeway_s", "jwt.max_age_s",
+        )}
+
+    def verify(self, mapped: Mapped, ts: int) -> Verified:
+        """Verify one identify call's proof at the event's time ``ts`` (µs since the epoch)."""
+        values = mapped.values
+        plain = Verified(NO_PROOF, values, mapped.attributes, mapped.attributes_given)
+        if self.mode == "disabled":
+            return plain
+        if self.method == "jwt":
+            token = values.get("token")
+            if token is not None:
+                return self._jwt(token, ts)
+            if values.get("user_id") is None and values.get("email") is None:
+                return plain  # anonymous callers are never refused for lacking proof
+            return self._missing(plain, "token")
+        if values.get("user_id") is None and values.get("email") is None:
+            return plain
+        signature = values.get("signature")
+        if signature is None:
+            return self._missing(plain, "signature")
+        return self._hmac(plain, signature)
+
+    # hmac ------------------------------------------------------------------------------
+    def _hmac(self, plain: Verified, signature: Any) -> Verified:
+        if not isinstance(signature, str):
+            return self._fail(plain, "auth.invalid", "hmac.encoding", "signature",
+                              "the signature is not a string")
+        given = _decode_signature(signature, self._encoding)
+        if given is None:
+            return self._fail(plain, "auth.invalid", "hmac.encoding", "signature",
+                              f"the signature is not {self._encoding} HMAC-SHA256")
+        message = self.message(plain.values).encode("utf-8", "surrogatepass")
+        for name, keyed in self._hmac_keys:
+            mac = keyed.copy()
+            mac.update(message)
+            if hmac.compare_digest(mac.digest(), given):
+                return attrs.evolve(plain, proof=self._verified(name))
+        return self._fail(plain, "auth.invalid", "hmac.message", "signature",
+                          "the signature does not match the payload")
+
+    def message(self, values: Mapping[str, Any]) -> str:
+        """The HMAC message: the template filled with the values as sent ('' when missing)."""
+        out: list[str] = []
+        for literal, name, _, _ in self._template:
+            out.append(literal)
+            if name:
+                value = values.get(name)
+                if value is None:
+                    continue
+                out.append(value if isinstance(value, str) else
+                           json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        return "".join(out)
+
+    # jwt -------------------------------------------------------------------------------
+    def _jwt(self, token: Any, ts: int) -> Verified:
+        nothing = Verified(NO_PROOF, {})
+        if not isinstance(token, str):
+            return self._fail(nothing, "auth.invalid", "method", "token", "the token is not a string")
+        if len(token) > MAX_TOKEN_BYTES or len(token.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
+            return self._fail(nothing, "auth.invalid", "method", "token",
+                              "the token is larger than 8 KiB")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return self._fail(nothing, "auth.invalid", "method", "token", "the token is malformed")
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
+            shown = algorithm if isinstance(algorithm, str) and len(algorithm) <= 16 else "?"
+            return self._fail(nothing, "auth.algorithm", "jwt.algorithms", "token",
+                              f"algorithm {shown!r} is not allowed")
+        claims: dict[str, Any] | None = None
+        key_name = ""
+        for name, key in self._keys.items():
+            try:
+                claims = jwt.decode(token, key, algorithms=self._algorithms, options=_NO_TIME)
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.PyJWTError:
+                return self._fail(nothing, "auth.invalid", "method", "token",
+                                  "the token is malformed")
+            key_name = name
+            break
+        if claims is None:
+            return self._fail(nothing, "auth.invalid", "keys", "token",
+                              "the token's signature does not match any key")
+        problem = self._time_problem(claims, ts)
+        if problem is not None:
+            code, knob, detail = problem
+            return self._fail(nothing, code, knob, "token", detail)
+        for claim in self._required:
+            if claim not in claims:
+                return self._fail(nothing, "auth.claims", "jwt.required", claim,
+                                  f"required claim {claim!r} is missing")
+        values = {field: claims[claim] for field, claim in self._claims.items() if claim in claims}
+        extra = {k: v for k, v in claims.items() if k not in self._skip_claims}
+        if not self._extra:
+            extra = {}
+        return Verified(self._verified(key_name), values, extra, bool(extra))
+
+    def _time_problem(self, claims: Mapping[str, Any], ts: int) -> tuple[str, str, str] | None:
+        leeway = self._leeway_us
+        stamps: dict[str, int] = {}
+        for claim in ("exp", "nbf", "iat"):
+            if claim in claims:
+                value = claims[claim]
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    return "auth.invalid", "method", f"claim {claim!r} is not a number"
+                stamps[claim] = int(value * _US)
+        if "exp" in stamps and ts > stamps["exp"] + leeway:
+            return "auth.expired", "jwt.leeway_s", "the token had expired at the event's time"
+        if "nbf" in stamps and ts < stamps["nbf"] - leeway:
+            return "auth.not_yet_valid", "jwt.leeway_s", "the token was not yet valid"
+        if "iat" in stamps and ts < stamps["iat"] - leeway:
+            return "auth.not_yet_valid", "jwt.leeway_s", "the token was issued after the event"
+        if self._max_age_us is not None:
+            if "iat" not in stamps:
+                return "auth.claims", "jwt.max_age_s", "max_age_s needs the 'iat' claim"
+            if ts - stamps["iat"] > self._max_age_us + leeway:
+                return "auth.expired", "jwt.max_age_s", "the token is older than max_age_s"
+        return None
+
+    # verdicts --------------------------------------------------------------------------
+    def _verified(self, key_name: str) -> Proof:
+        reason = Reason("auth.verified", self._c["method"], None, f"key {key_name}")
+        return Proof(verified=True, reasons=(reason,))
+
+    def _missing(self, plain: Verified, what: str) -> Verified:
+        if self.mode == "optional":
+            return plain
+        return self._fail(plain, "auth.missing", "mode", what, f"no {what}: proof is required")
+
+    def _fail(self, plain: Verified, code: str, knob: str, field: str, detail: str) -> Verified:
+        consequence = "refused" if self._on_failure == "reject" else "treated as anonymous"
+        reason = Reason(code, self._c[knob], field, f"{detail}; {consequence} (on_failure)")
+        proof = Proof(
+            reasons=(reason,),
+            refuse=self._on_failure == "reject",
+            anonymous=self._on_failure == "anonymous",
+        )
+        return attrs.evolve(plain, proof=proof)
+
+    # for `idrules sign` ----------------------------------------------------------------
+    def sign_hmac(self, values: Mapping[str, Any], key_name: str | None = None) -> str:
+        """What the customer's server computes: the signature of ``values``."""
+        name = key_name or next(iter(self._keys))
+        digest = hmac.new(self._keys[name], self.message(values).encode("utf-8"),
+                          hashlib.sha256).digest()
+        return digest.hex() if self._encoding == "hex" else base64.b64encode(digest).decode()
+
+    def sign_jwt(self, claims: Mapping[str, Any], key_name: str | None = None) -> str:
+        name = key_name or next(iter(self._keys))
+        return jwt.encode(dict(claims), self._keys[name], algorithm=self._algorithms[0])
+
+    @property
+    def claim_names(self) -> Mapping[str, str]:
+        return dict(self._claims)
+
+
+_NO_TIME = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_sub": False,
+    "verify_jti": False,
+    "require": [],
+}
+
+
+def _decode_signature(text: str, encoding: str) -> bytes | None:
+    """Signature text -> 32 bytes, or None when its shape is wrong (checked before decoding)."""
+    if encoding == "hex":
+        return bytes.fromhex(text) if _HEX.fullmatch(text) else None
+    if not _B64.fullmatch(text):
+        return None
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None

@@ -1,0 +1,154 @@
+"""The typed, frozen ruleset: what the rules file says, after ``extends``, defaults and schema.
+
+These classes hold knob values only. Where each knob was written (file and line) is kept
+beside them in :class:`Provenance`, so a decision can cite ``helpshift.yaml:14
+fields.user_id.max_length`` without the model having to carry locations in every value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+Canonical = Literal["user_id", "email", "name", "avatar", "signature", "token"]
+Source = str | tuple[str, ...] | None
+
+#: canonical identity fields, in the order their checks run and decisions list them
+IDENTITY_FIELDS: tuple[str, ...] = ("user_id", "email", "name", "avatar")
+
+
+@attrs.frozen
+class InputMap:
+    """Where each canonical field comes from in the client's payload (the dialect)."""
+
+    user_id: Source = None
+    email: Source = None
+    name: Source = None
+    avatar: Source = None
+    signature: Source = None
+    token: Source = None
+    attributes: str | None = None
+
+
+@attrs.frozen
+class FieldRule:
+    """Checks and normalisation for one canonical identity field."""
+
+    type: Literal["string", "scalar"] = "string"
+    required: bool = False
+    empty: Literal["absent", "given"] = "absent"
+    whitespace: Literal["invalid", "strip", "keep"] = "invalid"
+    max_length: int | None = None
+    too_long: Literal["invalid", "truncate"] = "invalid"
+    blocked: tuple[str, ...] = ()
+    on_invalid: Literal["anonymous", "reject", "drop"] = "drop"
+    case_sensitive: bool = True
+    email_shaped: Literal["allow", "warn", "invalid"] = "allow"
+    validate: bool = False
+
+
+@attrs.frozen
+class Fields:
+    user_id: FieldRule
+    email: FieldRule
+    name: FieldRule
+    avatar: FieldRule
+
+
+@attrs.frozen
+class HmacRule:
+    message: str = "{user_id}"
+    encoding: Literal["hex", "base64"] = "hex"
+
+
+@attrs.frozen
+class JwtRule:
+    algorithms: tuple[str, ...] = ("HS256",)
+    claims: Mapping[str, str | None] = attrs.field(factory=dict)
+    required: tuple[str, ...] = ()
+    leeway_s: int = 30
+    max_age_s: int | None = None
+    extra_claims: Literal["attributes", "ignore"] = "attributes"
+
+
+@attrs.frozen
+class Verification:
+    mode: Literal["disabled", "optional", "required"]
+    method: Literal["hmac", "jwt"]
+    hmac: HmacRule
+    jwt: JwtRule
+    keys: tuple[str, ...]
+    on_failure: Literal["reject", "anonymous"]
+    protect_verified: bool
+
+
+@attrs.frozen
+class Matching:
+    precedence: tuple[Literal["user_id", "email"], ...]
+    email_matches_profile_without_user_id: Literal["attach", "new_profile"]
+    email_matches_profile_with_other_user_id: Literal["new_profile", "reject"]
+    update_on_match: tuple[Literal["email", "name", "avatar", "attributes"], ...]
+
+
+@attrs.frozen
+class AttributeRules:
+    schema: Mapping[str, Any]
+    unknown: Literal["drop", "keep", "reject"]
+    invalid: Literal["drop", "reject"]
+
+
+@attrs.frozen
+class AnonymousRules:
+    on_identify: Literal["merge", "keep", "clear"]
+    after_logout: Literal["restore", "new"]
+    ttl_days: float | None
+    activity_requires_email: bool
+
+
+@attrs.frozen
+class Provenance:
+    """Where each knob of the effective ruleset was written: knob path -> (source, line)."""
+
+    locations: Mapping[tuple[str | int, ...], tuple[str, int]]
+
+    def cite(self, knob: str) -> str:
+        """``source:line knob`` for a dotted knob path, using its nearest located ancestor."""
+        path: tuple[str | int, ...] = tuple(knob.split("."))
+        while path:
+            where = self.locations.get(path)
+            if where is not None:
+                return f"{where[0]}:{where[1]} {knob}"
+            path = path[:-1]
+        return knob  # pragma: no cover - defaults.yaml locates every knob
+
+
+@attrs.frozen
+class Ruleset:
+    """A loaded ruleset: its knobs, its identity (name, version, sha256) and provenance."""
+
+    name: str
+    version: str
+    sha256: str
+    input: InputMap
+    fields: Fields
+    verification: Verification
+    matching: Matching
+    attributes: AttributeRules
+    anonymous: AnonymousRules
+    provenance: Provenance = attrs.field(eq=False, repr=False)
+    #: the effective document (after extends and defaults), canonical JSON is hashed
+    document: Mapping[str, Any] = attrs.field(eq=False, repr=False)
+
+    def cite(self, knob: str) -> str:
+        """The citation a decision's reason carries for ``knob``."""
+        return self.provenance.cite(knob)
+
+    def field(self, name: str) -> FieldRule:
+        rule: FieldRule = getattr(self.fields, name)
+        return rule
+
+    def summary(self) -> dict[str, str]:
+        """The ``ruleset`` block of a decision."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}

@@ -1,0 +1,132 @@
+"""The store's model and interface: profiles, sessions, activity and decided event ids.
+
+The planner only *reads* a store (:class:`StoreReader`); the engine then hands the planned
+:class:`Changes` to :meth:`Store.apply`, the only write, inside :meth:`Store.transaction`.
+Two implementations: :mod:`.memory` (tests, benchmarks, replays without ``--store``) and
+:mod:`.sqlite` (durable, several processes on one file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol
+
+import attrs
+
+State = Literal["active", "merged", "cleared", "expired"]
+
+
+@attrs.frozen(slots=True)
+class Profile:
+    """One profile. ``user_key``/``email_key`` are the match keys (see :mod:`idrules.fields`)."""
+
+    id: str
+    created_by: str
+    user_id: str | None = None
+    user_key: str | None = None
+    email: str | None = None
+    email_key: str | None = None
+    name: str | None = None
+    avatar: str | None = None
+    verified: bool = False
+    anonymous: bool = False
+    state: State = "active"
+    merged_into: str | None = None
+    attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    #: the event time (µs) of the last activity; an anonymous profile's TTL counts from it
+    last_seen: int = 0
+
+
+@attrs.frozen(slots=True)
+class Session:
+    """A browser/device session: the profile it acts as, and its own anonymous profile."""
+
+    id: str
+    current: str | None = None
+    anon: str | None = None
+
+
+@attrs.frozen(slots=True)
+class ProfileWrite:
+    """A profile to insert (``before`` is None) or to update from ``before`` to ``after``."""
+
+    after: Profile
+    before: Profile | None = None
+
+
+@attrs.frozen(slots=True)
+class Changes:
+    """Everything one event changes; applied atomically with the record of its id."""
+
+    event_id: str | None
+    profiles: tuple[ProfileWrite, ...] = ()
+    sessions: tuple[Session, ...] = ()
+    activity: tuple[tuple[str, str], ...] = ()  # (track event id, profile id)
+    moves: tuple[tuple[str, str], ...] = ()  # move all activity: (from profile, to profile)
+    decision: str | None = None  # the decision's JSON, kept for audits
+
+
+class StoreReader(Protocol):
+    """What planning may read."""
+
+    def is_decided(self, event_id: str) -> bool: ...
+
+    def profile(self, profile_id: str) -> Profile | None: ...
+
+    def by_user_key(self, user_key: str) -> Profile | None:
+        """The active profile holding this user id match key."""
+        ...
+
+    def by_email_key(self, email_key: str) -> list[Profile]:
+        """Active profiles whose current email has this match key, earliest created first."""
+        ...
+
+    def session(self, session_id: str) -> Session | None: ...
+
+    def sessions_of(self, profile_id: str) -> list[Session]:
+        """Sessions acting as, or holding as their anonymous profile, this profile."""
+        ...
+
+
+class Store(StoreReader, Protocol):
+    """A store: readable by the planner, written only through :meth:`apply`."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One event's read-modify-write, atomic and isolated from other writers."""
+        ...
+
+    def apply(self, changes: Changes) -> None: ...
+
+    def profiles(self) -> Iterator[Profile]:
+        """Every profile, in creation order."""
+        ...
+
+    def activity_of(self, profile_id: str) -> list[str]:
+        """Track event ids attributed to the profile, in the order recorded."""
+        ...
+
+    def acting_sessions(self, profile_id: str) -> list[str]:
+        """Ids of the sessions currently acting as the profile, sorted."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def export_rows(store: Store) -> Iterator[dict[str, Any]]:
+    """The profiles as SPEC §3 lines (dicts in documented key order), creation order."""
+    for p in store.profiles():
+        yield {
+            "profile": p.id,
+            "user_id": p.user_id,
+            "email": p.email,
+            "name": p.name,
+            "avatar": p.avatar,
+            "verified": p.verified,
+            "anonymous": p.anonymous,
+            "state": p.state,
+            "attributes": dict(sorted(p.attributes.items())),
+            "sessions": store.acting_sessions(p.id),
+            "activity": store.activity_of(p.id),
+            "merged_into": p.merged_into,
+        }

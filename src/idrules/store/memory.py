@@ -1,0 +1,113 @@
+"""The in-memory store: dicts and indexes, for tests, benchmarks and replays without ``--store``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+
+from .base import Changes, Profile, Session
+
+
+class MemoryStore:
+    """A store held in dicts. Single-threaded; ``transaction`` is a no-op."""
+
+    def __init__(self) -> None:
+        self._profiles: dict[str, Profile] = {}  # insertion order = creation order
+        self._by_user: dict[str, str] = {}
+        self._by_email: defaultdict[str, list[str]] = defaultdict(list)
+        self._sessions: dict[str, Session] = {}
+        self._session_index: defaultdict[str, set[str]] = defaultdict(set)
+        self._activity: defaultdict[str, list[str]] = defaultdict(list)
+        self._decided: set[str] = set()
+        self._seq: dict[str, int] = {}
+
+    # reading ---------------------------------------------------------------------------
+    def is_decided(self, event_id: str) -> bool:
+        return event_id in self._decided
+
+    def profile(self, profile_id: str) -> Profile | None:
+        return self._profiles.get(profile_id)
+
+    def by_user_key(self, user_key: str) -> Profile | None:
+        pid = self._by_user.get(user_key)
+        return None if pid is None else self._profiles[pid]
+
+    def by_email_key(self, email_key: str) -> list[Profile]:
+        return [self._profiles[pid] for pid in self._by_email.get(email_key, ())]
+
+    def session(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    def sessions_of(self, profile_id: str) -> list[Session]:
+        return [self._sessions[sid] for sid in sorted(self._session_index.get(profile_id, ()))]
+
+    def profiles(self) -> Iterator[Profile]:
+        return iter(list(self._profiles.values()))
+
+    def activity_of(self, profile_id: str) -> list[str]:
+        return list(self._activity.get(profile_id, ()))
+
+    def acting_sessions(self, profile_id: str) -> list[str]:
+        return sorted(
+            sid for sid in self._session_index.get(profile_id, ())
+            if self._sessions[sid].current == profile_id
+        )
+
+    # writing ---------------------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def apply(self, changes: Changes) -> None:
+        for write in changes.profiles:
+            self._put_profile(write.after, write.before)
+        for session in changes.sessions:
+            self._put_session(session)
+        for event_id, pid in changes.activity:
+            self._activity[pid].append(event_id)
+        for source, target in changes.moves:
+            moved = self._activity.pop(source, [])
+            self._activity[target].extend(moved)
+        if changes.event_id is not None:
+            self._decided.add(changes.event_id)
+
+    def close(self) -> None:
+        return None
+
+    def _put_profile(self, after: Profile, before: Profile | None) -> None:
+        old = before if before is not None else self._profiles.get(after.id)
+        if old is not None:
+            self._unindex(old)
+        else:
+            self._seq[after.id] = len(self._seq)
+        self._profiles[after.id] = after
+        if after.state == "active":
+            if after.user_key is not None:
+                self._by_user[after.user_key] = after.id
+            if after.email_key is not None:
+                self._by_email[after.email_key].append(after.id)
+                self._by_email[after.email_key].sort(key=self._order)
+
+    def _unindex(self, old: Profile) -> None:
+        if old.user_key is not None and self._by_user.get(old.user_key) == old.id:
+            del self._by_user[old.user_key]
+        if old.email_key is not None:
+            ids = self._by_email.get(old.email_key)
+            if ids and old.id in ids:
+                ids.remove(old.id)
+                if not ids:
+                    del self._by_email[old.email_key]
+
+    def _order(self, profile_id: str) -> int:
+        return self._seq[profile_id]
+
+    def _put_session(self, session: Session) -> None:
+        old = self._sessions.get(session.id)
+        if old is not None:
+            for pid in (old.current, old.anon):
+                if pid is not None:
+                    self._session_index[pid].discard(session.id)
+        self._sessions[session.id] = session
+        for pid in (session.current, session.anon):
+            if pid is not None:
+                self._session_index[pid].add(session.id)
