@@ -18,7 +18,9 @@ class MemoryStore:
         self._by_email: defaultdict[str, list[str]] = defaultdict(list)
         self._sessions: dict[str, Session] = {}
         self._session_index: defaultdict[str, set[str]] = defaultdict(set)
-        self._activity: defaultdict[str, list[str]] = defaultdict(list)
+        # per profile: (recording order, track event id), so merges keep the order of events
+        self._activity: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
+        self._recorded = 0
         self._decided: set[str] = set()
         self._seq: dict[str, int] = {}
 
@@ -46,7 +48,7 @@ class MemoryStore:
         return iter(list(self._profiles.values()))
 
     def activity_of(self, profile_id: str) -> list[str]:
-        return list(self._activity.get(profile_id, ()))
+        return [event_id for _, event_id in self._activity.get(profile_id, ())]
 
     def acting_sessions(self, profile_id: str) -> list[str]:
         return sorted(
@@ -64,10 +66,12 @@ class MemoryStore:
         for session in changes.sessions:
             self._put_session(session)
         for event_id, pid in changes.activity:
-            self._activity[pid].append(event_id)
+            self._recorded += 1
+            self._activity[pid].append((self._recorded, event_id))
         for source, target in changes.moves:
             moved = self._activity.pop(source, [])
-            self._activity[target].extend(moved)
+            if moved:
+                self._activity[target] = sorted(self._activity[target] + moved)
         if changes.event_id is not None:
             self._decided.add(changes.event_id)
 
