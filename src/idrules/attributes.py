@@ -41,7 +41,9 @@ class AttributeFilter:
         self._unknown = rules.unknown
         self._invalid = rules.invalid
         self._cite_unknown = ruleset.cite("attributes.unknown")
-        self._cite_schema = {name: ruleset.cite(f"attributes.schema.{name}") for name in rules.schema}
+        self._cite_schema = {
+            name: ruleset.cite(f"attributes.schema.{name}") for name in rules.schema
+        }
         self._cite_source = ruleset.cite("input.attributes")
 
     def filter(self, raw: Any, given: bool = True) -> Filtered:
@@ -49,8 +51,9 @@ class AttributeFilter:
         if not given or raw is None:
             return _NOTHING
         if not isinstance(raw, dict):
-            reason = Reason("attribute.invalid", self._cite_source, "attributes",
-                            "attributes must be an object")
+            reason = Reason(
+                "attribute.invalid", self._cite_source, "attributes", "attributes must be an object"
+            )
             return Filtered({}, (reason,), self._invalid == "reject")
         kept: dict[str, Any] = {}
         reasons: list[Reason] = []
@@ -58,8 +61,14 @@ class AttributeFilter:
         for name, value in raw.items():
             validator = self._validators.get(name)
             if validator is None:
-                reasons.append(Reason("attribute.unknown", self._cite_unknown, name,
-                                      f"not configured: {self._unknown}"))
+                reasons.append(
+                    Reason(
+                        "attribute.unknown",
+                        self._cite_unknown,
+                        name,
+                        f"not configured: {self._unknown}",
+                    )
+                )
                 if self._unknown == "keep":
                     kept[name] = value
                 elif self._unknown == "reject":
@@ -67,7 +76,13 @@ class AttributeFilter:
             elif validator.is_valid(value):
                 kept[name] = value
             else:
-                reasons.append(Reason("attribute.invalid", self._cite_schema[name], name,
-                                      f"fails its schema: {self._invalid}"))
+                reasons.append(
+                    Reason(
+                        "attribute.invalid",
+                        self._cite_schema[name],
+                        name,
+                        f"fails its schema: {self._invalid}",
+                    )
+                )
                 reject = reject or self._invalid == "reject"
         return Filtered(kept, tuple(reasons), reject)

@@ -109,8 +109,14 @@ def _read_lines(source: str) -> Iterator[bytes]:
 @click.option("--secrets", "secrets", help="JSON file of key name -> secret")
 @click.option("--quiet", "-q", is_flag=True, help="no progress and no summary on stderr")
 @friendly
-def replay(events: str, rules: str, store_path: str | None, out: str | None,
-           secrets: str | None, quiet: bool) -> None:
+def replay(
+    events: str,
+    rules: str,
+    store_path: str | None,
+    out: str | None,
+    secrets: str | None,
+    quiet: bool,
+) -> None:
     """Decide every event of EVENTS (a JSON-lines log, or - for stdin) in order."""
     ruleset = load_ruleset(rules)
     secret_map = load_secrets_file(secrets)
@@ -122,13 +128,16 @@ def replay(events: str, rules: str, store_path: str | None, out: str | None,
         engine = Engine(ruleset, store, secrets=secret_map)
         sink: IO[str] = (
             stack.enter_context(open(out, "w", encoding="utf-8", newline="\n"))
-            if out else sys.stdout
+            if out
+            else sys.stdout
         )
         progress = None
         if not quiet and sys.stderr.isatty():
+
             def progress(count: int, seconds: float) -> None:
                 rate = count / seconds if seconds > 0 else 0.0
                 click.echo(f"\r{count:,} events  {rate:,.0f}/s", err=True, nl=False)
+
         summary = run_replay(engine, _read_lines(events), sink.write, progress)
         sink.flush()
         if progress is not None:
@@ -184,7 +193,11 @@ def check(rules: str) -> None:
         click.echo(f"idrules: {count} problem{'s' if count != 1 else ''} in {rules}", err=True)
         sys.exit(1)
     v = ruleset.verification
-    proof = "no proof" if v.mode == "disabled" else f"{v.mode} {v.method} proof (keys: {', '.join(v.keys)})"
+    proof = (
+        "no proof"
+        if v.mode == "disabled"
+        else f"{v.mode} {v.method} proof (keys: {', '.join(v.keys)})"
+    )
     click.echo(
         f"ok: ruleset {ruleset.name} version {ruleset.version} sha256 {ruleset.sha256[:12]}; "
         f"matches by {' > '.join(ruleset.matching.precedence)}; {proof}; "

@@ -114,5 +114,9 @@ def dumps(value: Any) -> str:
 
 def fingerprint(secret_value: str | bytes) -> str:
     """``sha256:`` and the first 12 hex digits: how a token or signature may be named."""
-    data = secret_value.encode("utf-8", "surrogatepass") if isinstance(secret_value, str) else secret_value
+    data = (
+        secret_value.encode("utf-8", "surrogatepass")
+        if isinstance(secret_value, str)
+        else secret_value
+    )
     return "sha256:" + hashlib.sha256(data).hexdigest()[:12]

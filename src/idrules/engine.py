@@ -58,7 +58,9 @@ class Engine:
         """Decide one event (parsed, or a JSON-like mapping) and apply it to the store."""
         if not isinstance(event, (Event, InvalidEvent)):
             event = parse_object(event)
-            if isinstance(event, Event) and _has_lone_surrogate((event.id, event.session, event.payload)):
+            if isinstance(event, Event) and _has_lone_surrogate(
+                (event.id, event.session, event.payload)
+            ):
                 event = InvalidEvent(None, "text holds an unpaired UTF-16 surrogate")
         with self.store.transaction():
             plan = self.plan(event)
@@ -80,8 +82,8 @@ class Engine:
             return planner.duplicate(event.id, event.line)
         if event.type == "track":
             email = event.payload.get("email")
-            checked = None if email is None else self._fields.check_email(email)
-            return planner.track(event, checked, store)
+            inline = None if email is None else self._fields.check_email(email)
+            return planner.track(event, inline, store)
         if event.type == "logout" or event.payload is None:
             return planner.logout(event, store)
         mapped = self._dialect.map(event.payload)
@@ -132,11 +134,18 @@ class Engine:
     ) -> dict[str, Any]:
         if ts is None:
             now = self.clock()
-            micros = int(now.timestamp() * 1_000_000) if now.tzinfo else int(
-                now.replace(tzinfo=UTC).timestamp() * 1_000_000)
+            micros = (
+                int(now.timestamp() * 1_000_000)
+                if now.tzinfo
+                else int(now.replace(tzinfo=UTC).timestamp() * 1_000_000)
+            )
             ts = format_ts(micros)
-        event: dict[str, Any] = {"id": event_id or f"lib-{uuid.uuid4().hex}", "ts": ts,
-                                 "type": kind, "payload": payload}
+        event: dict[str, Any] = {
+            "id": event_id or f"lib-{uuid.uuid4().hex}",
+            "ts": ts,
+            "type": kind,
+            "payload": payload,
+        }
         if session is not None:
             event["session"] = session
         return event

@@ -15,9 +15,7 @@ import attrs
 
 EventType = Literal["identify", "track", "logout"]
 _TYPES: frozenset[str] = frozenset(("identify", "track", "logout"))
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -105,7 +103,7 @@ def parse_ts(value: Any) -> int | None:
         digits = re.match(r"\d+", rest)
         assert digits is not None
         frac = digits.group(0)
-        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac):]}"
+        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac) :]}"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -67,10 +67,19 @@ class FieldChecker:
         self.name = name
         self.rule = rule
         knob = f"fields.{name}"
-        self._cite = {k: ruleset.cite(f"{knob}.{k}") for k in (
-            "type", "required", "whitespace", "empty", "blocked", "max_length",
-            "email_shaped", "validate",
-        )}
+        self._cite = {
+            k: ruleset.cite(f"{knob}.{k}")
+            for k in (
+                "type",
+                "required",
+                "whitespace",
+                "empty",
+                "blocked",
+                "max_length",
+                "email_shaped",
+                "validate",
+            )
+        }
         self._blocked = frozenset(value.casefold() for value in rule.blocked)
         self._is_email = name == "email"
 
@@ -105,11 +114,18 @@ class FieldChecker:
         limit = rule.max_length
         if limit is not None and len(value) > limit:
             if rule.too_long == "invalid":
-                return self._fail("too_long", "max_length",
-                                  f"{len(value)} code points > {limit}", reasons)
+                return self._fail(
+                    "too_long", "max_length", f"{len(value)} code points > {limit}", reasons
+                )
             value = value[:limit]
-            reasons.append(Reason(f"{name}.truncated", self._cite["max_length"], name,
-                                  f"cut to {limit} code points"))
+            reasons.append(
+                Reason(
+                    f"{name}.truncated",
+                    self._cite["max_length"],
+                    name,
+                    f"cut to {limit} code points",
+                )
+            )
         if self._is_email:
             if rule.validate:
                 normalized, error = _normalize_email(value)
@@ -121,20 +137,32 @@ class FieldChecker:
             if rule.email_shaped != "allow" and _EMAIL_SHAPED.fullmatch(value):
                 cite = self._cite["email_shaped"]
                 if rule.email_shaped == "invalid":
-                    return self._fail_code("user_id.email_shaped", "email_shaped",
-                                           "a user id must not be an email address", reasons)
-                reasons.append(Reason("user_id.email_shaped", cite, name,
-                                      "looks like an email address; send emails as email"))
+                    return self._fail_code(
+                        "user_id.email_shaped",
+                        "email_shaped",
+                        "a user id must not be an email address",
+                        reasons,
+                    )
+                reasons.append(
+                    Reason(
+                        "user_id.email_shaped",
+                        cite,
+                        name,
+                        "looks like an email address; send emails as email",
+                    )
+                )
             key = value if rule.case_sensitive else value.casefold()
             return Checked(value, key, tuple(reasons))
         return Checked(value, None, tuple(reasons))
 
-    def _fail(self, what: str, knob: str, detail: str | None,
-              reasons: list[Reason] | None = None) -> Checked:
+    def _fail(
+        self, what: str, knob: str, detail: str | None, reasons: list[Reason] | None = None
+    ) -> Checked:
         return self._fail_code(f"{self.name}.{what}", knob, detail, reasons)
 
-    def _fail_code(self, code: str, knob: str, detail: str | None,
-                   reasons: list[Reason] | None = None) -> Checked:
+    def _fail_code(
+        self, code: str, knob: str, detail: str | None, reasons: list[Reason] | None = None
+    ) -> Checked:
         reason = Reason(code, self._cite[knob], self.name, detail)
         return Checked(None, None, (*(reasons or ()), reason), self.rule.on_invalid)
 
@@ -143,8 +171,9 @@ class IdentityChecker:
     """Checks every identity field of a call and applies ``required`` (SPEC §4)."""
 
     def __init__(self, ruleset: Ruleset) -> None:
-        self.checkers = {name: FieldChecker(name, ruleset.field(name), ruleset)
-                         for name in IDENTITY_FIELDS}
+        self.checkers = {
+            name: FieldChecker(name, ruleset.field(name), ruleset) for name in IDENTITY_FIELDS
+        }
 
     def check(self, values: Mapping[str, Any]) -> CheckedIdentity:
         """Check the canonical values of one call (as sent, after the dialect)."""

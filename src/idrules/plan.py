@@ -145,8 +145,11 @@ class Planner:
         d = _Draft(store, event)
         d.reasons.extend(reasons)
         identity = Identity(
-            checked.value("user_id"), checked.value("email"), checked.value("name"),
-            checked.value("avatar"), proof.verified,
+            checked.value("user_id"),
+            checked.value("email"),
+            checked.value("name"),
+            checked.value("avatar"),
+            proof.verified,
         )
         if refuse or proof.refuse or checked.failed == "reject":
             return self._refused(d, identity)
@@ -156,7 +159,10 @@ class Planner:
         return self._identified(d, checked, identity, attributes)
 
     def _identified(
-        self, d: _Draft, checked: CheckedIdentity, identity: Identity,
+        self,
+        d: _Draft,
+        checked: CheckedIdentity,
+        identity: Identity,
         attributes: Mapping[str, Any],
     ) -> Plan:
         session = d.session(d.event.session) if d.event.session else None
@@ -169,12 +175,24 @@ class Planner:
                 if self._without_user_id == "attach":
                     attach = True
                 else:
-                    d.reasons.append(Reason("profile.created", self._c["without"], "user_id",
-                                            "the email's profile has no user id: new profile"))
+                    d.reasons.append(
+                        Reason(
+                            "profile.created",
+                            self._c["without"],
+                            "user_id",
+                            "the email's profile has no user id: new profile",
+                        )
+                    )
                     found = None
             elif found.user_key != user_key:
-                d.reasons.append(Reason("conflict.email_other_user_id", self._c["other"],
-                                        "email", "the email's profile has another user id"))
+                d.reasons.append(
+                    Reason(
+                        "conflict.email_other_user_id",
+                        self._c["other"],
+                        "email",
+                        "the email's profile has another user id",
+                    )
+                )
                 if self._other_user_id == "reject":
                     return self._refused(d, identity)
                 found = None
@@ -183,25 +201,46 @@ class Planner:
             if found is not None:
                 d.reasons.append(Reason("match.user_id", self._c["precedence"], "user_id"))
         if found is not None and found.verified and not identity.verified and self._protect:
-            d.reasons.append(Reason("auth.protected_profile", self._c["protect"], None,
-                                    "an unverified call may not act as a verified profile"))
+            d.reasons.append(
+                Reason(
+                    "auth.protected_profile",
+                    self._c["protect"],
+                    None,
+                    "an unverified call may not act as a verified profile",
+                )
+            )
             return self._refused(d, identity)
         merged: tuple[str, ...] = ()
         promoted = False
         if found is not None:
-            target, created = self._update_found(d, found, checked, identity, attributes, attach), False
+            target, created = (
+                self._update_found(d, found, checked, identity, attributes, attach),
+                False,
+            )
         else:
             anon = self._promotable(d, session)
             if anon is not None:
-                target, created, promoted = self._promote(d, anon, checked, identity, attributes), False, True
+                target, created, promoted = (
+                    self._promote(d, anon, checked, identity, attributes),
+                    False,
+                    True,
+                )
             else:
                 target, created = self._create(d, checked, identity, attributes), True
         if session is not None:
             merged = self._enter(d, session, target, promoted)
         d.put(target)
         decision = Decision(
-            d.event.id, "identified", self.ref, target.id, created, merged, identity,
-            dict(attributes), tuple(d.reasons), d.event.line,
+            d.event.id,
+            "identified",
+            self.ref,
+            target.id,
+            created,
+            merged,
+            identity,
+            dict(attributes),
+            tuple(d.reasons),
+            d.event.line,
         )
         return Plan(decision, d.changes())
 
@@ -220,35 +259,54 @@ class Planner:
                     return found, kind
                 continue
             candidates = [
-                p for p in d.store.by_email_key(key)
+                p
+                for p in d.store.by_email_key(key)
                 if p.id not in own and not self._expired(p, d.event.ts)
             ]
             if candidates:
                 d.reasons.append(Reason("match.email", self._c["precedence"], "email"))
                 if len(candidates) > 1:
-                    d.reasons.append(Reason(
-                        "match.email_ambiguous", self._c["precedence"], "email",
-                        f"{len(candidates)} profiles hold this email; the earliest created wins",
-                    ))
+                    d.reasons.append(
+                        Reason(
+                            "match.email_ambiguous",
+                            self._c["precedence"],
+                            "email",
+                            f"{len(candidates)} profiles hold this email; the earliest wins",
+                        )
+                    )
                 return candidates[0], kind
         return None, None
 
     def _create(
-        self, d: _Draft, checked: CheckedIdentity, identity: Identity,
+        self,
+        d: _Draft,
+        checked: CheckedIdentity,
+        identity: Identity,
         attributes: Mapping[str, Any],
     ) -> Profile:
         d.reasons.append(Reason("profile.created", self._c["precedence"]))
         return Profile(
-            id=d.new_profile_id(), created_by=d.event.id,
-            user_id=identity.user_id, user_key=checked.key("user_id"),
-            email=identity.email, email_key=checked.key("email"),
-            name=identity.name, avatar=identity.avatar, verified=identity.verified,
-            attributes=dict(attributes), last_seen=d.event.ts,
+            id=d.new_profile_id(),
+            created_by=d.event.id,
+            user_id=identity.user_id,
+            user_key=checked.key("user_id"),
+            email=identity.email,
+            email_key=checked.key("email"),
+            name=identity.name,
+            avatar=identity.avatar,
+            verified=identity.verified,
+            attributes=dict(attributes),
+            last_seen=d.event.ts,
         )
 
     def _update_found(
-        self, d: _Draft, found: Profile, checked: CheckedIdentity, identity: Identity,
-        attributes: Mapping[str, Any], attach: bool,
+        self,
+        d: _Draft,
+        found: Profile,
+        checked: CheckedIdentity,
+        identity: Identity,
+        attributes: Mapping[str, Any],
+        attach: bool,
     ) -> Profile:
         changes: dict[str, Any] = {}
         if attach:
@@ -283,17 +341,33 @@ class Planner:
         return self._live_anon(d, session.anon)
 
     def _promote(
-        self, d: _Draft, anon: Profile, checked: CheckedIdentity, identity: Identity,
+        self,
+        d: _Draft,
+        anon: Profile,
+        checked: CheckedIdentity,
+        identity: Identity,
         attributes: Mapping[str, Any],
     ) -> Profile:
-        d.reasons.append(Reason("anonymous.promoted", self._c["on_identify"], None,
-                                "the session's anonymous profile became this profile"))
+        d.reasons.append(
+            Reason(
+                "anonymous.promoted",
+                self._c["on_identify"],
+                None,
+                "the session's anonymous profile became this profile",
+            )
+        )
         return attrs.evolve(
-            anon, anonymous=False,
-            user_id=identity.user_id, user_key=checked.key("user_id"),
-            email=identity.email, email_key=checked.key("email"),
-            name=identity.name, avatar=identity.avatar, verified=identity.verified,
-            attributes={**anon.attributes, **attributes}, last_seen=d.event.ts,
+            anon,
+            anonymous=False,
+            user_id=identity.user_id,
+            user_key=checked.key("user_id"),
+            email=identity.email,
+            email_key=checked.key("email"),
+            name=identity.name,
+            avatar=identity.avatar,
+            verified=identity.verified,
+            attributes={**anon.attributes, **attributes},
+            last_seen=d.event.ts,
         )
 
     def _enter(
@@ -305,11 +379,23 @@ class Planner:
         merged: tuple[str, ...] = ()
         if current is not None and current.state == "active" and not current.anonymous:
             if current.id != target.id:
-                d.reasons.append(Reason("session.switched", self._c["on_identify"], None,
-                                        f"was acting as {current.id}"))
+                d.reasons.append(
+                    Reason(
+                        "session.switched",
+                        self._c["on_identify"],
+                        None,
+                        f"was acting as {current.id}",
+                    )
+                )
                 if self._on_identify == "merge":
-                    d.reasons.append(Reason("merge.blocked", self._c["on_identify"], None,
-                                            "two identified profiles are never merged"))
+                    d.reasons.append(
+                        Reason(
+                            "merge.blocked",
+                            self._c["on_identify"],
+                            None,
+                            "two identified profiles are never merged",
+                        )
+                    )
         elif not promoted:
             anon = self._live_anon(d, anon_id)
             if anon is None:
@@ -318,37 +404,69 @@ class Planner:
                 d.put(attrs.evolve(anon, state="merged", merged_into=target.id))
                 d.moves.append((anon.id, target.id))
                 merged = (anon.id,)
-                d.reasons.append(Reason("anonymous.merged", self._c["on_identify"], None,
-                                        f"folded {anon.id} into this profile"))
+                d.reasons.append(
+                    Reason(
+                        "anonymous.merged",
+                        self._c["on_identify"],
+                        None,
+                        f"folded {anon.id} into this profile",
+                    )
+                )
                 anon_id = None
             elif self._on_identify == "clear":
                 d.put(attrs.evolve(anon, state="cleared"))
-                d.reasons.append(Reason("anonymous.cleared", self._c["on_identify"], None,
-                                        f"discarded {anon.id}"))
+                d.reasons.append(
+                    Reason(
+                        "anonymous.cleared", self._c["on_identify"], None, f"discarded {anon.id}"
+                    )
+                )
                 anon_id = None
             else:
-                d.reasons.append(Reason("anonymous.kept", self._c["on_identify"], None,
-                                        f"{anon.id} stays apart"))
+                d.reasons.append(
+                    Reason("anonymous.kept", self._c["on_identify"], None, f"{anon.id} stays apart")
+                )
         d.set_session(Session(session.id, target.id, anon_id))
         return merged
 
     # anonymous and refused -------------------------------------------------------------
     def _refused(self, d: _Draft, identity: Identity | None) -> Plan:
-        decision = Decision(d.event.id, "rejected", self.ref, identity=identity,
-                            reasons=tuple(d.reasons), line=d.event.line)
+        decision = Decision(
+            d.event.id,
+            "rejected",
+            self.ref,
+            identity=identity,
+            reasons=tuple(d.reasons),
+            line=d.event.line,
+        )
         return Plan(decision, Changes(d.event.id))
 
     def _anonymous(self, d: _Draft, identity: Identity) -> Plan:
         """The caller is anonymous: the session acts as its anonymous profile, as after logout."""
         if d.event.session is None:
-            decision = Decision(d.event.id, "anonymous", self.ref, identity=identity,
-                                reasons=tuple(d.reasons), line=d.event.line)
+            decision = Decision(
+                d.event.id,
+                "anonymous",
+                self.ref,
+                identity=identity,
+                reasons=tuple(d.reasons),
+                line=d.event.line,
+            )
             return Plan(decision, Changes(d.event.id))
         session = self._logged_out(d, d.session(d.event.session))
         anon, created = self._anon_for(d, session)
         d.put(attrs.evolve(anon, last_seen=max(anon.last_seen, d.event.ts)))
-        decision = Decision(d.event.id, "anonymous", self.ref, anon.id, created, (), identity,
-                            {}, tuple(d.reasons), d.event.line)
+        decision = Decision(
+            d.event.id,
+            "anonymous",
+            self.ref,
+            anon.id,
+            created,
+            (),
+            identity,
+            {},
+            tuple(d.reasons),
+            d.event.line,
+        )
         return Plan(decision, d.changes())
 
     # logout ----------------------------------------------------------------------------
@@ -357,8 +475,9 @@ class Planner:
         d = _Draft(store, event)
         if event.session is not None and store.session(event.session) is not None:
             self._logged_out(d, d.session(event.session))
-        decision = Decision(event.id, "logged_out", self.ref, reasons=tuple(d.reasons),
-                            line=event.line)
+        decision = Decision(
+            event.id, "logged_out", self.ref, reasons=tuple(d.reasons), line=event.line
+        )
         return Plan(decision, d.changes())
 
     def _logged_out(self, d: _Draft, session: Session) -> Session:
@@ -387,33 +506,57 @@ class Planner:
             return self._recorded(d, current, False)
         if email is not None:
             if self._inline_email_needs_proof:
-                d.reasons.append(Reason("auth.missing", self._c["mode"], "email",
-                                        "an inline email is not accepted without proof"))
+                d.reasons.append(
+                    Reason(
+                        "auth.missing",
+                        self._c["mode"],
+                        "email",
+                        "an inline email is not accepted without proof",
+                    )
+                )
                 return self._refused(d, None)
             d.reasons.extend(email.reasons)
             if email.failed == "reject":
                 return self._refused(d, None)
         anon = self._live_anon(d, session.anon)
         has_email = (email is not None and email.value is not None) or (
-            anon is not None and anon.email is not None)
+            anon is not None and anon.email is not None
+        )
         if self._requires_email and not has_email:
-            d.reasons.append(Reason("activity.email_required", self._c["requires_email"], "email",
-                                    "anonymous activity needs an email"))
+            d.reasons.append(
+                Reason(
+                    "activity.email_required",
+                    self._c["requires_email"],
+                    "email",
+                    "anonymous activity needs an email",
+                )
+            )
             return self._refused(d, None)
         anon, created = self._anon_for(d, session)
         changes: dict[str, Any] = {"last_seen": max(anon.last_seen, event.ts)}
         if email is not None and email.value is not None and email.key != anon.email_key:
             changes.update(email=email.value, email_key=email.key)
             if not created:
-                d.reasons.append(Reason("profile.updated", self._c["anonymous"], "email",
-                                        "inline email"))
+                d.reasons.append(
+                    Reason("profile.updated", self._c["anonymous"], "email", "inline email")
+                )
         anon = d.put(attrs.evolve(anon, **changes))
         d.activity.append((event.id, anon.id))
         return self._recorded(d, anon, created)
 
     def _recorded(self, d: _Draft, profile: Profile, created: bool) -> Plan:
-        decision = Decision(d.event.id, "recorded", self.ref, profile.id, created, (), None,
-                            dict(profile.attributes), tuple(d.reasons), d.event.line)
+        decision = Decision(
+            d.event.id,
+            "recorded",
+            self.ref,
+            profile.id,
+            created,
+            (),
+            None,
+            dict(profile.attributes),
+            tuple(d.reasons),
+            d.event.line,
+        )
         return Plan(decision, d.changes())
 
     # anonymous profiles ----------------------------------------------------------------
@@ -422,8 +565,14 @@ class Planner:
         anon = self._live_anon(d, session.anon)
         created = anon is None
         if anon is None:
-            anon = d.put(Profile(id=d.new_profile_id(), created_by=d.event.id, anonymous=True,
-                                 last_seen=d.event.ts))
+            anon = d.put(
+                Profile(
+                    id=d.new_profile_id(),
+                    created_by=d.event.id,
+                    anonymous=True,
+                    last_seen=d.event.ts,
+                )
+            )
             d.reasons.append(Reason("anonymous.created", self._c["anonymous"]))
         if session.current != anon.id or session.anon != anon.id:
             d.set_session(Session(session.id, anon.id, anon.id))
@@ -436,14 +585,21 @@ class Planner:
             return None
         if self._expired(anon, d.event.ts):
             d.put(attrs.evolve(anon, state="expired"))
-            d.reasons.append(Reason("anonymous.expired", self._c["ttl"], None,
-                                    f"{anon.id} unused for longer than ttl_days"))
+            d.reasons.append(
+                Reason(
+                    "anonymous.expired",
+                    self._c["ttl"],
+                    None,
+                    f"{anon.id} unused for longer than ttl_days",
+                )
+            )
             return None
         return anon
 
     def _expired(self, profile: Profile, now: int) -> bool:
         return (
-            profile.anonymous and self._ttl_us is not None
+            profile.anonymous
+            and self._ttl_us is not None
             and now - profile.last_seen > self._ttl_us
         )
 
@@ -452,4 +608,3 @@ class Planner:
         for session in d.store.sessions_of(profile_id):
             if session.id != d.event.session:
                 d.set_session(Session(session.id))
-

@@ -107,8 +107,9 @@ class Prover:
         self.mode = rules.mode
         self.method = rules.method
         self._keys = load_secrets(ruleset, secrets, os.environ if environ is None else environ)
-        self._hmac_keys = [(name, hmac.new(key, digestmod=hashlib.sha256))
-                           for name, key in self._keys.items()]
+        self._hmac_keys = [
+            (name, hmac.new(key, digestmod=hashlib.sha256)) for name, key in self._keys.items()
+        ]
         self._on_failure = rules.on_failure
         self._template = list(string.Formatter().parse(rules.hmac.message))
         self._encoding = rules.hmac.encoding
@@ -122,10 +123,21 @@ class Prover:
         mapped_claims = set(self._claims.values())
         self._skip_claims = REGISTERED_CLAIMS | mapped_claims
         cite = ruleset.cite
-        self._c = {k: cite(f"verification.{k}") for k in (
-            "mode", "method", "keys", "on_failure", "hmac.message", "hmac.encoding",
-            "jwt.algorithms", "jwt.required", "jwt.leeway_s", "jwt.max_age_s",
-        )}
+        self._c = {
+            k: cite(f"verification.{k}")
+            for k in (
+                "mode",
+                "method",
+                "keys",
+                "on_failure",
+                "hmac.message",
+                "hmac.encoding",
+                "jwt.algorithms",
+                "jwt.required",
+                "jwt.leeway_s",
+                "jwt.max_age_s",
+            )
+        }
 
     def verify(self, mapped: Mapped, ts: int) -> Verified:
         """Verify one identify call's proof at the event's time ``ts`` (µs since the epoch)."""
@@ -150,20 +162,31 @@ class Prover:
     # hmac ------------------------------------------------------------------------------
     def _hmac(self, plain: Verified, signature: Any) -> Verified:
         if not isinstance(signature, str):
-            return self._fail(plain, "auth.invalid", "hmac.encoding", "signature",
-                              "the signature is not a string")
+            return self._fail(
+                plain, "auth.invalid", "hmac.encoding", "signature", "the signature is not a string"
+            )
         given = _decode_signature(signature, self._encoding)
         if given is None:
-            return self._fail(plain, "auth.invalid", "hmac.encoding", "signature",
-                              f"the signature is not {self._encoding} HMAC-SHA256")
+            return self._fail(
+                plain,
+                "auth.invalid",
+                "hmac.encoding",
+                "signature",
+                f"the signature is not {self._encoding} HMAC-SHA256",
+            )
         message = self.message(plain.values).encode("utf-8", "surrogatepass")
         for name, keyed in self._hmac_keys:
             mac = keyed.copy()
             mac.update(message)
             if hmac.compare_digest(mac.digest(), given):
                 return attrs.evolve(plain, proof=self._verified(name))
-        return self._fail(plain, "auth.invalid", "hmac.message", "signature",
-                          "the signature does not match the payload")
+        return self._fail(
+            plain,
+            "auth.invalid",
+            "hmac.message",
+            "signature",
+            "the signature does not match the payload",
+        )
 
     def message(self, values: Mapping[str, Any]) -> str:
         """The HMAC message: the template filled with the values as sent ('' when missing)."""
@@ -174,18 +197,27 @@ class Prover:
                 value = values.get(name)
                 if value is None:
                     continue
-                out.append(value if isinstance(value, str) else
-                           json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+                out.append(
+                    value
+                    if isinstance(value, str)
+                    else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+                )
         return "".join(out)
 
     # jwt -------------------------------------------------------------------------------
     def _jwt(self, token: Any, ts: int) -> Verified:
         nothing = Verified(NO_PROOF, {})
         if not isinstance(token, str):
-            return self._fail(nothing, "auth.invalid", "method", "token", "the token is not a string")
-        if len(token) > MAX_TOKEN_BYTES or len(token.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
-            return self._fail(nothing, "auth.invalid", "method", "token",
-                              "the token is larger than 8 KiB")
+            return self._fail(
+                nothing, "auth.invalid", "method", "token", "the token is not a string"
+            )
+        if (
+            len(token) > MAX_TOKEN_BYTES
+            or len(token.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES
+        ):
+            return self._fail(
+                nothing, "auth.invalid", "method", "token", "the token is larger than 8 KiB"
+            )
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -193,8 +225,13 @@ class Prover:
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in self._algorithms:
             shown = algorithm if isinstance(algorithm, str) and len(algorithm) <= 16 else "?"
-            return self._fail(nothing, "auth.algorithm", "jwt.algorithms", "token",
-                              f"algorithm {shown!r} is not allowed")
+            return self._fail(
+                nothing,
+                "auth.algorithm",
+                "jwt.algorithms",
+                "token",
+                f"algorithm {shown!r} is not allowed",
+            )
         claims: dict[str, Any] | None = None
         key_name = ""
         for name, key in self._keys.items():
@@ -203,21 +240,32 @@ class Prover:
             except jwt.InvalidSignatureError:
                 continue
             except jwt.PyJWTError:
-                return self._fail(nothing, "auth.invalid", "method", "token",
-                                  "the token is malformed")
+                return self._fail(
+                    nothing, "auth.invalid", "method", "token", "the token is malformed"
+                )
             key_name = name
             break
         if claims is None:
-            return self._fail(nothing, "auth.invalid", "keys", "token",
-                              "the token's signature does not match any key")
+            return self._fail(
+                nothing,
+                "auth.invalid",
+                "keys",
+                "token",
+                "the token's signature does not match any key",
+            )
         problem = self._time_problem(claims, ts)
         if problem is not None:
             code, knob, detail = problem
             return self._fail(nothing, code, knob, "token", detail)
         for claim in self._required:
             if claim not in claims:
-                return self._fail(nothing, "auth.claims", "jwt.required", claim,
-                                  f"required claim {claim!r} is missing")
+                return self._fail(
+                    nothing,
+                    "auth.claims",
+                    "jwt.required",
+                    claim,
+                    f"required claim {claim!r} is missing",
+                )
         values = {field: claims[claim] for field, claim in self._claims.items() if claim in claims}
         extra = {k: v for k, v in claims.items() if k not in self._skip_claims}
         if not self._extra:
@@ -270,8 +318,9 @@ class Prover:
     def sign_hmac(self, values: Mapping[str, Any], key_name: str | None = None) -> str:
         """What the customer's server computes: the signature of ``values``."""
         name = key_name or next(iter(self._keys))
-        digest = hmac.new(self._keys[name], self.message(values).encode("utf-8"),
-                          hashlib.sha256).digest()
+        digest = hmac.new(
+            self._keys[name], self.message(values).encode("utf-8"), hashlib.sha256
+        ).digest()
         return digest.hex() if self._encoding == "hex" else base64.b64encode(digest).decode()
 
     def sign_jwt(self, claims: Mapping[str, Any], key_name: str | None = None) -> str:
@@ -283,7 +332,7 @@ class Prover:
         return dict(self._claims)
 
 
-_NO_TIME = {
+_NO_TIME: Any = {
     "verify_signature": True,
     "verify_exp": False,
     "verify_nbf": False,

@@ -29,7 +29,7 @@ class Summary:
     def line(self) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())) or "none"
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
-        return (f"{self.events} events in {self.seconds:.2f}s ({rate:,.0f}/s): {kinds}")
+        return f"{self.events} events in {self.seconds:.2f}s ({rate:,.0f}/s): {kinds}"
 
 
 def replay(

@@ -1,4 +1,4 @@
-"""Load a ruleset: YAML (``safe_load``) -> ``extends`` chain over the defaults -> JSON Schema -> model.
+"""Load a ruleset: YAML (``safe_load``) -> ``extends`` over the defaults -> JSON Schema -> model.
 
 Each layer (``defaults.yaml``, then each ``extends`` base, then the file itself) is read
 twice from the same text: ``yaml.safe_load`` for the values and ``yaml.compose`` for the line
@@ -89,7 +89,9 @@ def load_ruleset(spec: str | os.PathLike[str]) -> Ruleset:
     try:
         sections = {name: _converter.structure(doc[name], cls) for name, cls in _SECTIONS}
     except cattrs.BaseValidationError as exc:  # pragma: no cover - the schema checked types
-        raise RulesError([Problem(top[-1].display, None, "", f"cannot build ruleset: {exc}")]) from None
+        raise RulesError(
+            [Problem(top[-1].display, None, "", f"cannot build ruleset: {exc}")]
+        ) from None
     return Ruleset(
         name=doc["ruleset"],
         version=doc["version"],
@@ -117,16 +119,12 @@ def _read_chain(spec: str) -> list[_Layer]:
             break
         if not isinstance(base, str) or not base:
             line = layer.locations.get(("extends",), (display, 0))[1]
-            raise RulesError(
-                [Problem(display, line, "extends", "must be a pack name or a path")]
-            )
+            raise RulesError([Problem(display, line, "extends", "must be a pack name or a path")])
         try:
             path, display = _resolve(base, layer)
         except RulesError as exc:
             line = layer.locations.get(("extends",), (display, 0))[1]
-            raise RulesError(
-                [Problem(display, line, "extends", exc.problems[0].message)]
-            ) from None
+            raise RulesError([Problem(display, line, "extends", exc.problems[0].message)]) from None
     chain.reverse()
     return chain
 
@@ -139,8 +137,15 @@ def _resolve(spec: str, parent: _Layer | None) -> tuple[Path, str]:
             return found, found.name
         known = ", ".join(pack_names()) or "none"
         raise RulesError(
-            [Problem(spec, None, "", f"no shipped pack named {spec!r} (shipped: {known}); "
-                     "give a path to load a file")]
+            [
+                Problem(
+                    spec,
+                    None,
+                    "",
+                    f"no shipped pack named {spec!r} (shipped: {known}); "
+                    "give a path to load a file",
+                )
+            ]
         )
     if parent is None or os.path.isabs(spec):
         path, display = Path(spec), spec
@@ -157,7 +162,9 @@ def _read_layer(path: Path, display: str) -> _Layer:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-        raise RulesError([Problem(display, None, "", f"cannot read rules file: {reason}")]) from None
+        raise RulesError(
+            [Problem(display, None, "", f"cannot read rules file: {reason}")]
+        ) from None
     try:
         doc = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -228,8 +235,10 @@ def _validate(doc: dict[str, Any]) -> Iterator[tuple[KnobPath, str]]:
         if isinstance(hmac_rule, dict) and isinstance(hmac_rule.get("message"), str):
             for name in _placeholders(hmac_rule["message"]):
                 if name not in ("user_id", "email", "name", "avatar"):
-                    yield (("verification", "hmac", "message"),
-                           f"unknown field {{{name}}}: use user_id, email, name or avatar")
+                    yield (
+                        ("verification", "hmac", "message"),
+                        f"unknown field {{{name}}}: use user_id, email, name or avatar",
+                    )
     attributes = doc.get("attributes")
     if isinstance(attributes, dict) and isinstance(attributes.get("schema"), dict):
         for name, sub in attributes["schema"].items():

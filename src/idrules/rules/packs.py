@@ -1,4 +1,4 @@
-"""Where the shipped packs live, in a wheel (``idrules/packs``) or a source checkout (``rules/``)."""
+"""Where the shipped packs live: in a wheel (``idrules/packs``) or a checkout (``rules/``)."""
 
 from __future__ import annotations
 

@@ -43,15 +43,17 @@ def schema_errors(doc: Any) -> Iterator[tuple[KnobPath, str]]:
     errors = sorted(ruleset_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.path])
     for error in errors:
         path: KnobPath = tuple(error.absolute_path)
+        schema: Any = error.schema
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            allowed = list(error.schema.get("properties", {}))
+            allowed = list(schema.get("properties", {}))
             for key in error.instance:
                 if key not in allowed:
                     close = difflib.get_close_matches(str(key), allowed, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     yield (*path, str(key)), f"unknown knob {key!r}{hint}"
         elif error.validator == "enum":
-            choices = ", ".join(json.dumps(c) for c in error.validator_value)
+            enum: Any = error.validator_value
+            choices = ", ".join(json.dumps(c) for c in enum)
             yield path, f"{json.dumps(error.instance)} is not one of: {choices}"
         elif error.validator == "oneOf" and path[:1] == ("input",):
             yield path, "must be a payload key, a list of keys, a template like '{a} {b}', or null"

@@ -52,7 +52,8 @@ class MemoryStore:
 
     def acting_sessions(self, profile_id: str) -> list[str]:
         return sorted(
-            sid for sid in self._session_index.get(profile_id, ())
+            sid
+            for sid in self._session_index.get(profile_id, ())
             if self._sessions[sid].current == profile_id
         )
 

@@ -60,36 +60,68 @@ class SqliteStore:
     def _create_schema(self) -> None:
         """Tables and indexes, created explicitly (idempotent, safe for concurrent openers)."""
         db = self.db
-        db["profiles"].create(
-            {"seq": int, "id": str, "created_by": str, "user_id": str, "user_key": str,
-             "email": str, "email_key": str, "name": str, "avatar": str, "verified": int,
-             "anonymous": int, "state": str, "merged_into": str, "attributes": str,
-             "last_seen": int},
+        db.table("profiles").create(
+            {
+                "seq": int,
+                "id": str,
+                "created_by": str,
+                "user_id": str,
+                "user_key": str,
+                "email": str,
+                "email_key": str,
+                "name": str,
+                "avatar": str,
+                "verified": int,
+                "anonymous": int,
+                "state": str,
+                "merged_into": str,
+                "attributes": str,
+                "last_seen": int,
+            },
             pk="seq",
-            not_null={"id", "created_by", "verified", "anonymous", "state", "attributes",
-                      "last_seen"},
-            strict=True, if_not_exists=True,
+            not_null={
+                "id",
+                "created_by",
+                "verified",
+                "anonymous",
+                "state",
+                "attributes",
+                "last_seen",
+            },
+            strict=True,
+            if_not_exists=True,
         )
-        db["profiles"].create_index(["id"], unique=True, if_not_exists=True)
-        db["profiles"].create_index(["user_key"], if_not_exists=True)
-        db["profiles"].create_index(["email_key"], if_not_exists=True)
-        db["sessions"].create({"id": str, "current": str, "anon": str}, pk="id", strict=True,
-                              if_not_exists=True)
-        db["sessions"].create_index(["current"], if_not_exists=True)
-        db["sessions"].create_index(["anon"], if_not_exists=True)
-        db["activity"].create({"seq": int, "event_id": str, "profile": str}, pk="seq",
-                              not_null={"event_id", "profile"}, strict=True, if_not_exists=True)
-        db["activity"].create_index(["profile", "seq"], if_not_exists=True)
-        db["events"].create({"id": str, "line": int}, pk="id", strict=True, if_not_exists=True)
-        db["meta"].create({"key": str, "value": str}, pk="key", strict=True, if_not_exists=True)
+        db.table("profiles").create_index(["id"], unique=True, if_not_exists=True)
+        db.table("profiles").create_index(["user_key"], if_not_exists=True)
+        db.table("profiles").create_index(["email_key"], if_not_exists=True)
+        db.table("sessions").create(
+            {"id": str, "current": str, "anon": str}, pk="id", strict=True, if_not_exists=True
+        )
+        db.table("sessions").create_index(["current"], if_not_exists=True)
+        db.table("sessions").create_index(["anon"], if_not_exists=True)
+        db.table("activity").create(
+            {"seq": int, "event_id": str, "profile": str},
+            pk="seq",
+            not_null={"event_id", "profile"},
+            strict=True,
+            if_not_exists=True,
+        )
+        db.table("activity").create_index(["profile", "seq"], if_not_exists=True)
+        db.table("events").create(
+            {"id": str, "line": int}, pk="id", strict=True, if_not_exists=True
+        )
+        db.table("meta").create(
+            {"key": str, "value": str}, pk="key", strict=True, if_not_exists=True
+        )
         self._conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (SCHEMA_VERSION,),
         )
         found = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if found is None or found[0] != SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(f"store schema version {found[0] if found else '?'} "
-                                        f"is not {SCHEMA_VERSION}")
+            raise sqlite3.DatabaseError(
+                f"store schema version {found[0] if found else '?'} is not {SCHEMA_VERSION}"
+            )
 
     # transactions ----------------------------------------------------------------------
     @contextmanager
@@ -176,17 +208,30 @@ class SqliteStore:
             if before is None:
                 conn.execute(_INSERT_PROFILE, _row(p))
                 continue
-            conn.execute(_UPDATE_PROFILE, (
-                p.user_id, p.email, p.name, p.avatar, int(p.verified), int(p.anonymous),
-                p.state, p.merged_into, _attributes(p), p.last_seen, p.id,
-            ))
+            conn.execute(
+                _UPDATE_PROFILE,
+                (
+                    p.user_id,
+                    p.email,
+                    p.name,
+                    p.avatar,
+                    int(p.verified),
+                    int(p.anonymous),
+                    p.state,
+                    p.merged_into,
+                    _attributes(p),
+                    p.last_seen,
+                    p.id,
+                ),
+            )
             if (p.user_key, p.email_key) != (before.user_key, before.email_key):
                 conn.execute(_UPDATE_KEYS, (p.user_key, p.email_key, p.id))
         for session in changes.sessions:
             conn.execute(_UPSERT_SESSION, (session.id, session.current, session.anon))
         if changes.activity:
-            conn.executemany("INSERT INTO activity (event_id, profile) VALUES (?, ?)",
-                             changes.activity)
+            conn.executemany(
+                "INSERT INTO activity (event_id, profile) VALUES (?, ?)", changes.activity
+            )
         for source, target in changes.moves:
             conn.execute("UPDATE activity SET profile=? WHERE profile=?", (target, source))
         if changes.event_id is not None:
@@ -198,17 +243,39 @@ class SqliteStore:
 
 def _profile(row: tuple[Any, ...]) -> Profile:
     return Profile(
-        id=row[0], created_by=row[1], user_id=row[2], user_key=row[3], email=row[4],
-        email_key=row[5], name=row[6], avatar=row[7], verified=bool(row[8]),
-        anonymous=bool(row[9]), state=row[10], merged_into=row[11],
-        attributes=json.loads(row[12]), last_seen=row[13],
+        id=row[0],
+        created_by=row[1],
+        user_id=row[2],
+        user_key=row[3],
+        email=row[4],
+        email_key=row[5],
+        name=row[6],
+        avatar=row[7],
+        verified=bool(row[8]),
+        anonymous=bool(row[9]),
+        state=row[10],
+        merged_into=row[11],
+        attributes=json.loads(row[12]),
+        last_seen=row[13],
     )
 
 
 def _row(p: Profile) -> tuple[Any, ...]:
     return (
-        p.id, p.created_by, p.user_id, p.user_key, p.email, p.email_key, p.name, p.avatar,
-        int(p.verified), int(p.anonymous), p.state, p.merged_into, _attributes(p), p.last_seen,
+        p.id,
+        p.created_by,
+        p.user_id,
+        p.user_key,
+        p.email,
+        p.email_key,
+        p.name,
+        p.avatar,
+        int(p.verified),
+        int(p.anonymous),
+        p.state,
+        p.merged_into,
+        _attributes(p),
+        p.last_seen,
     )
 
 
