@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import wraps
@@ -17,6 +18,8 @@ import click
 from ._errors import IdrulesError, InputError, RulesError, StoreError
 from .decision import dumps
 from .engine import Engine
+from .events import parse_ts
+from .proof import Prover
 from .replay import replay as run_replay
 from .rules import load_ruleset, pack_names
 from .store import MemoryStore, SqliteStore, export_rows
@@ -178,6 +181,81 @@ def export(store_path: str) -> None:
             out.write(dumps(row) + "\n")
     finally:
         store.close()
+
+
+@main.command()
+@click.option("--rules", "rules", required=True, help=RULES_HELP)
+@click.option("--user-id", help="the user id to sign for")
+@click.option("--email", help="the email (for templates or claims that use it)")
+@click.option("--name", help="the display name")
+@click.option("--avatar", help="the avatar URL")
+@click.option(
+    "--claim",
+    "claims",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="an extra JWT claim (VALUE parsed as JSON when it can be); repeatable",
+)
+@click.option("--key", "key_name", help="the key to sign with (default: the first listed)")
+@click.option("--secrets", "secrets", help="JSON file of key name -> secret")
+@click.option("--at", "at", help="issue time for a JWT, RFC 3339 (default: now)")
+@click.option(
+    "--expires-in",
+    "expires_in",
+    type=int,
+    default=300,
+    show_default=True,
+    help="JWT lifetime in seconds (0: no exp claim)",
+)
+@friendly
+def sign(
+    rules: str,
+    user_id: str | None,
+    email: str | None,
+    name: str | None,
+    avatar: str | None,
+    claims: tuple[str, ...],
+    key_name: str | None,
+    secrets: str | None,
+    at: str | None,
+    expires_in: int,
+) -> None:
+    """Print what the customer's server sends: an HMAC signature or a signed JWT.
+
+    The secret is read as the engine reads it (IDRULES_SECRET_<NAME> or --secrets), never
+    from the command line.
+    """
+    ruleset = load_ruleset(rules)
+    prover = Prover(ruleset, load_secrets_file(secrets), signing=True)
+    values = {
+        k: v
+        for k, v in (("user_id", user_id), ("email", email), ("name", name), ("avatar", avatar))
+        if v is not None
+    }
+    if not values:
+        raise InputError("nothing to sign: give --user-id, --email, --name or --avatar")
+    if ruleset.verification.method == "hmac":
+        if claims:
+            raise InputError(f"--claim is for JWT rulesets; {ruleset.name} signs with an HMAC")
+        click.echo(prover.sign_hmac(values, key_name))
+        return
+    extra: dict[str, Any] = {}
+    for item in claims:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--claim takes KEY=VALUE, got {item!r}")
+        try:
+            extra[key] = json.loads(raw)
+        except ValueError:
+            extra[key] = raw
+    if at is None:
+        issued = int(time.time())
+    else:
+        micros = parse_ts(at)
+        if micros is None:
+            raise InputError(f"--at takes an RFC 3339 timestamp, got {at!r}")
+        issued = micros // 1_000_000
+    click.echo(prover.sign_jwt(values, extra, issued, expires_in or None, key_name))
 
 
 @main.command()

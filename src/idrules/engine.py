@@ -57,11 +57,11 @@ class Engine:
     def decide(self, event: Event | InvalidEvent | Mapping[str, Any]) -> Decision:
         """Decide one event (parsed, or a JSON-like mapping) and apply it to the store."""
         if not isinstance(event, (Event, InvalidEvent)):
-            event = parse_object(event)
-            if isinstance(event, Event) and _has_lone_surrogate(
-                (event.id, event.session, event.payload)
-            ):
-                event = InvalidEvent(None, "text holds an unpaired UTF-16 surrogate")
+            raw = event
+            event = parse_object(raw)
+            if _has_lone_surrogate(raw):
+                readable = None if _has_lone_surrogate(event.id) else event.id
+                event = InvalidEvent(readable, "text holds an unpaired UTF-16 surrogate")
         with self.store.transaction():
             plan = self.plan(event)
             self.store.apply(plan.changes)

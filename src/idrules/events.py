@@ -51,7 +51,7 @@ def parse_line(raw: bytes | str, line: int | None = None) -> Event | InvalidEven
         obj = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return InvalidEvent(None, "line is not valid JSON", line)
-    if "\\u" in raw and _has_lone_surrogate(obj):
+    if ("\\u" in raw or not raw.isascii()) and _has_lone_surrogate(obj):
         event_id = _read_id(obj)
         readable = event_id if event_id is not None and not _has_lone_surrogate(event_id) else None
         return InvalidEvent(readable, "text holds an unpaired UTF-16 surrogate", line)
@@ -150,6 +150,6 @@ def _has_lone_surrogate(value: Any) -> bool:
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return False

@@ -96,7 +96,7 @@ class Planner:
         self._update = frozenset(matching.update_on_match)
         self._on_identify = anonymous.on_identify
         self._after_logout = anonymous.after_logout
-        self._requires_email = anonymous.activity_requires_email
+        self._anonymous_rules = anonymous
         self._ttl_us = None if anonymous.ttl_days is None else int(anonymous.ttl_days * _DAY_US)
         self._protect = ruleset.verification.protect_verified
         self._inline_email_needs_proof = ruleset.verification.mode == "required"
@@ -522,7 +522,7 @@ class Planner:
         has_email = (email is not None and email.value is not None) or (
             anon is not None and anon.email is not None
         )
-        if self._requires_email and not has_email:
+        if not has_email and self._anonymous_rules.requires_email(event.payload["name"]):
             d.reasons.append(
                 Reason(
                     "activity.email_required",

@@ -66,13 +66,18 @@ def secret_env_var(name: str) -> str:
 
 
 def load_secrets(
-    ruleset: Ruleset, given: Mapping[str, str | bytes] | None, environ: Mapping[str, str]
+    ruleset: Ruleset,
+    given: Mapping[str, str | bytes] | None,
+    environ: Mapping[str, str],
+    *,
+    always: bool = False,
 ) -> dict[str, bytes]:
     """The secret of every key the ruleset lists: given first, then the environment.
 
-    Raises :class:`SecretsError` naming the first missing or short key (never its value).
+    Only when verification is not ``disabled`` (or ``always``, for signing). Raises
+    :class:`SecretsError` naming the first missing or short key (never its value).
     """
-    if ruleset.verification.mode == "disabled":
+    if ruleset.verification.mode == "disabled" and not always:
         return {}
     keys: dict[str, bytes] = {}
     for name in ruleset.verification.keys:
@@ -102,11 +107,14 @@ class Prover:
         ruleset: Ruleset,
         secrets: Mapping[str, str | bytes] | None = None,
         environ: Mapping[str, str] | None = None,
+        *,
+        signing: bool = False,
     ) -> None:
         rules = ruleset.verification
         self.mode = rules.mode
         self.method = rules.method
-        self._keys = load_secrets(ruleset, secrets, os.environ if environ is None else environ)
+        env = os.environ if environ is None else environ
+        self._keys = load_secrets(ruleset, secrets, env, always=signing)
         self._hmac_keys = [
             (name, hmac.new(key, digestmod=hashlib.sha256)) for name, key in self._keys.items()
         ]
@@ -316,20 +324,35 @@ class Prover:
 
     # for `idrules sign` ----------------------------------------------------------------
     def sign_hmac(self, values: Mapping[str, Any], key_name: str | None = None) -> str:
-        """What the customer's server computes: the signature of ``values``."""
-        name = key_name or next(iter(self._keys))
-        digest = hmac.new(
-            self._keys[name], self.message(values).encode("utf-8"), hashlib.sha256
-        ).digest()
+        """What the customer's server computes: the signature over ``values`` (as sent)."""
+        key = self._key(key_name)
+        digest = hmac.new(key, self.message(values).encode("utf-8"), hashlib.sha256).digest()
         return digest.hex() if self._encoding == "hex" else base64.b64encode(digest).decode()
 
-    def sign_jwt(self, claims: Mapping[str, Any], key_name: str | None = None) -> str:
-        name = key_name or next(iter(self._keys))
-        return jwt.encode(dict(claims), self._keys[name], algorithm=self._algorithms[0])
+    def sign_jwt(
+        self,
+        values: Mapping[str, Any],
+        extra: Mapping[str, Any],
+        issued_at: int,
+        expires_in: int | None,
+        key_name: str | None = None,
+    ) -> str:
+        """A token with the ruleset's claim names for ``values``, ``iat`` and ``exp``."""
+        claims: dict[str, Any] = dict(extra)
+        for field, claim in self._claims.items():
+            if values.get(field) is not None:
+                claims[claim] = values[field]
+        claims["iat"] = issued_at
+        if expires_in is not None:
+            claims["exp"] = issued_at + expires_in
+        return jwt.encode(claims, self._key(key_name), algorithm=self._algorithms[0])
 
-    @property
-    def claim_names(self) -> Mapping[str, str]:
-        return dict(self._claims)
+    def _key(self, key_name: str | None) -> bytes:
+        name = key_name or next(iter(self._keys))
+        if name not in self._keys:
+            known = ", ".join(self._keys)
+            raise SecretsError(f"no key named {name!r} in verification.keys (keys: {known})")
+        return self._keys[name]
 
 
 _NO_TIME: Any = {

@@ -45,6 +45,9 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 _converter.register_structure_hook(
     Source, lambda value, _: tuple(value) if isinstance(value, list) else value
 )
+_converter.register_structure_hook(
+    bool | tuple[str, ...], lambda value, _: tuple(value) if isinstance(value, list) else value
+)
 _SECTIONS: tuple[tuple[str, type[Any]], ...] = (
     ("input", InputMap),
     ("fields", Fields),
@@ -84,7 +87,7 @@ def load_ruleset(spec: str | os.PathLike[str]) -> Ruleset:
         doc["version"] = str(doc["version"])
     problems = [_locate(err_path, msg, locations, top[-1]) for err_path, msg in _validate(doc)]
     if problems:
-        raise RulesError(problems)
+        raise RulesError(sorted(problems, key=lambda p: (p.source, p.line or 0, p.path)))
     canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     try:
         sections = {name: _converter.structure(doc[name], cls) for name, cls in _SECTIONS}
@@ -109,8 +112,12 @@ def _read_chain(spec: str) -> list[_Layer]:
     path, display = _resolve(spec, None)
     while True:
         real = path.resolve()
-        if real in seen:
-            raise RulesError([Problem(display, None, "extends", "extends forms a cycle")])
+        if real in seen:  # cite the `extends` that closes the cycle, at its line
+            last = chain[-1]
+            line = last.locations.get(("extends",), (last.display, 1))[1]
+            raise RulesError(
+                [Problem(last.display, line, "extends", f"extends forms a cycle ({display})")]
+            )
         seen.add(real)
         layer = _read_layer(path, display)
         chain.append(layer)

@@ -104,7 +104,12 @@ class AnonymousRules:
     on_identify: Literal["merge", "keep", "clear"]
     after_logout: Literal["restore", "new"]
     ttl_days: float | None
-    activity_requires_email: bool
+    activity_requires_email: bool | tuple[str, ...]
+
+    def requires_email(self, track_name: str) -> bool:
+        """Whether anonymous activity of this name needs an email."""
+        rule = self.activity_requires_email
+        return rule if isinstance(rule, bool) else track_name in rule
 
 
 @attrs.frozen

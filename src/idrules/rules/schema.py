@@ -55,8 +55,11 @@ def schema_errors(doc: Any) -> Iterator[tuple[KnobPath, str]]:
             enum: Any = error.validator_value
             choices = ", ".join(json.dumps(c) for c in enum)
             yield path, f"{json.dumps(error.instance)} is not one of: {choices}"
-        elif error.validator == "oneOf" and path[:1] == ("input",):
-            yield path, "must be a payload key, a list of keys, a template like '{a} {b}', or null"
+        elif error.validator == "oneOf" and isinstance(schema, dict) and "description" in schema:
+            yield (
+                path,
+                f"{json.dumps(error.instance)} is not valid: must be {schema['description']}",
+            )
         elif error.validator == "required":
             yield path, error.message.replace("property", "knob")
         else:
