@@ -28,6 +28,20 @@ class Filtered:
 
 
 _NOTHING = Filtered({})
+#: how deep an attribute's value may nest; deeper values are invalid (they would only ever be
+#: an attack on the recursion of JSON writers and copies)
+MAX_DEPTH = 32
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 class AttributeFilter:
@@ -45,6 +59,7 @@ class AttributeFilter:
             name: ruleset.cite(f"attributes.schema.{name}") for name in rules.schema
         }
         self._cite_source = ruleset.cite("input.attributes")
+        self._cite_invalid = ruleset.cite("attributes.invalid")
 
     def filter(self, raw: Any, given: bool = True) -> Filtered:
         """Filter the attributes of one call (``raw``: the mapped attributes value)."""
@@ -60,7 +75,17 @@ class AttributeFilter:
         reject = False
         for name, value in raw.items():
             validator = self._validators.get(name)
-            if validator is None:
+            if isinstance(value, (dict, list)) and _deeper_than(value, MAX_DEPTH):
+                reasons.append(
+                    Reason(
+                        "attribute.invalid",
+                        self._cite_invalid,
+                        name,
+                        f"nested deeper than {MAX_DEPTH} levels: {self._invalid}",
+                    )
+                )
+                reject = reject or self._invalid == "reject"
+            elif validator is None:
                 reasons.append(
                     Reason(
                         "attribute.unknown",

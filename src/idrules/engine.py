@@ -16,7 +16,15 @@ from typing import Any
 from .attributes import AttributeFilter
 from .decision import Decision
 from .dialect import Dialect
-from .events import Event, InvalidEvent, _has_lone_surrogate, format_ts, parse_line, parse_object
+from .events import (
+    Event,
+    InvalidEvent,
+    format_ts,
+    invalid_value,
+    not_json_text,
+    parse_line,
+    parse_object,
+)
 from .fields import IdentityChecker
 from .plan import Plan, Planner
 from .proof import Prover
@@ -57,11 +65,8 @@ class Engine:
     def decide(self, event: Event | InvalidEvent | Mapping[str, Any]) -> Decision:
         """Decide one event (parsed, or a JSON-like mapping) and apply it to the store."""
         if not isinstance(event, (Event, InvalidEvent)):
-            raw = event
-            event = parse_object(raw)
-            if _has_lone_surrogate(raw):
-                readable = None if _has_lone_surrogate(event.id) else event.id
-                event = InvalidEvent(readable, "text holds an unpaired UTF-16 surrogate")
+            problem = not_json_text(event)
+            event = parse_object(event) if problem is None else invalid_value(event, problem)
         with self.store.transaction():
             plan = self.plan(event)
             self.store.apply(plan.changes)
@@ -87,7 +92,8 @@ class Engine:
         if event.type == "logout" or event.payload is None:
             return planner.logout(event, store)
         mapped = self._dialect.map(event.payload)
-        verified = self._prover.verify(mapped, event.ts)
+        identified = self._fields.carries_identifier(mapped.values)
+        verified = self._prover.verify(mapped, event.ts, identified)
         checked = self._fields.check(verified.values)
         filtered = self._attributes.filter(verified.attributes, verified.attributes_given)
         reasons = (*verified.proof.reasons, *checked.reasons, *filtered.reasons)

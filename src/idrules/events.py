@@ -7,6 +7,7 @@ turns into a ``rejected`` decision with ``event.invalid``, and a replay goes on.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,7 +16,7 @@ import attrs
 
 EventType = Literal["identify", "track", "logout"]
 _TYPES: frozenset[str] = frozenset(("identify", "track", "logout"))
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -51,11 +52,18 @@ def parse_line(raw: bytes | str, line: int | None = None) -> Event | InvalidEven
         obj = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return InvalidEvent(None, "line is not valid JSON", line)
-    if ("\\u" in raw or not raw.isascii()) and _has_lone_surrogate(obj):
-        event_id = _read_id(obj)
-        readable = event_id if event_id is not None and not _has_lone_surrogate(event_id) else None
-        return InvalidEvent(readable, "text holds an unpaired UTF-16 surrogate", line)
+    if "\\u" in raw or not raw.isascii():
+        problem = not_json_text(obj)
+        if problem is not None:
+            return invalid_value(obj, problem, line)
     return parse_object(obj, line)
+
+
+def invalid_value(obj: Any, problem: str, line: int | None = None) -> InvalidEvent:
+    """An event refused for a value JSON text cannot carry (its id kept when readable)."""
+    event_id = _read_id(obj)
+    readable = event_id if event_id is not None and not_json_text(event_id) is None else None
+    return InvalidEvent(readable, problem, line)
 
 
 def _reject_constant(name: str) -> Any:
@@ -137,19 +145,26 @@ def _track_problem(payload: Any) -> str | None:
     return None
 
 
-def _has_lone_surrogate(value: Any) -> bool:
-    """Whether any string in ``value`` (keys too) cannot be encoded as UTF-8."""
+def not_json_text(value: Any) -> str | None:
+    """Why ``value`` cannot be written as JSON UTF-8 text (None when it can).
+
+    Catches unpaired UTF-16 surrogates (in keys too) and NaN/Infinity, which Python's json
+    module would otherwise carry into a decision that no UTF-8 JSON reader accepts.
+    """
     stack = [value]
-    while stack:
+    while stack:  # iterative: values may nest deeply
         item = stack.pop()
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return True
+                return "text holds an unpaired UTF-16 surrogate"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "a number is NaN or Infinity, which JSON cannot carry"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
-    return False
+    return None

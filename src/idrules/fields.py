@@ -58,6 +58,12 @@ class CheckedIdentity:
 
 
 _ABSENT = Checked(None, None)
+#: the fields that identify a caller; a call with neither is anonymous
+IDENTIFIERS = ("user_id", "email")
+
+
+def _is_absent(result: Checked) -> bool:
+    return result.value is None and result.failed is None
 
 
 class FieldChecker:
@@ -82,6 +88,14 @@ class FieldChecker:
         }
         self._blocked = frozenset(value.casefold() for value in rule.blocked)
         self._is_email = name == "email"
+
+    def absent(self, raw: Any) -> bool:
+        """Whether a value as sent counts as not given: null, or empty under ``empty: absent``."""
+        if raw is None:
+            return True
+        if self.rule.empty != "absent" or not isinstance(raw, str):
+            return False
+        return raw == "" or (self.rule.whitespace != "invalid" and raw.strip() == "")
 
     def missing(self) -> Checked:
         """The result for a ``required`` field the call did not carry."""
@@ -177,20 +191,23 @@ class IdentityChecker:
 
     def check(self, values: Mapping[str, Any]) -> CheckedIdentity:
         """Check the canonical values of one call (as sent, after the dialect)."""
-        results: dict[str, Checked] = {}
+        results = {name: checker.check(values.get(name)) for name, checker in self.checkers.items()}
         reasons: list[Reason] = []
         failed: Policy | None = None
-        given = values.get("user_id") is not None or values.get("email") is not None
+        given = any(not _is_absent(results[name]) for name in IDENTIFIERS)
         for name, checker in self.checkers.items():
-            raw = values.get(name)
-            result = checker.check(raw)
-            if result.value is None and result.failed is None and given and checker.rule.required:
-                result = checker.missing()
-            results[name] = result
+            result = results[name]
+            if given and checker.rule.required and _is_absent(result):
+                result = results[name] = checker.missing()
             reasons.extend(result.reasons)
             if _SEVERITY[result.failed] > _SEVERITY[failed]:
                 failed = result.failed
         return CheckedIdentity(results, tuple(reasons), failed, given)
+
+    def carries_identifier(self, values: Mapping[str, Any]) -> bool:
+        """Whether the call asserts a user id or an email at all (an empty value it may leave
+        blank, per ``empty: absent``, is no identifier); callers with none are anonymous."""
+        return any(not self.checkers[name].absent(values.get(name)) for name in IDENTIFIERS)
 
     def check_email(self, raw: Any) -> Checked:
         """Check an inline email (a ``track``'s prompt) with the email rule."""

@@ -25,7 +25,7 @@ from .events import Event, InvalidEvent
 from .fields import Checked, CheckedIdentity
 from .proof import Proof
 from .rules.model import Ruleset
-from .store.base import Changes, Profile, ProfileWrite, Session, StoreReader
+from .store.base import Changes, Profile, ProfileWrite, Session, StoreReader, detached
 
 _DAY_US = 86_400 * 1_000_000
 
@@ -170,21 +170,19 @@ class Planner:
         found, via = self._match(d, checked, own)
         user_key = checked.key("user_id")
         attach = False
-        if found is not None and via == "email" and user_key is not None:
+        create_cite: tuple[str, str | None] = (self._c["precedence"], None)
+        if found is not None and via == "email" and user_key not in (None, found.user_key):
             if found.user_key is None:
-                if self._without_user_id == "attach":
+                holder = d.store.by_user_key(user_key) if user_key is not None else None
+                if holder is not None:  # the user id has a profile of its own: it wins
+                    d.reasons.append(Reason("match.user_id", self._c["precedence"], "user_id"))
+                    found = holder
+                elif self._without_user_id == "attach":
                     attach = True
                 else:
-                    d.reasons.append(
-                        Reason(
-                            "profile.created",
-                            self._c["without"],
-                            "user_id",
-                            "the email's profile has no user id: new profile",
-                        )
-                    )
+                    create_cite = (self._c["without"], "the email's profile has no user id")
                     found = None
-            elif found.user_key != user_key:
+            else:
                 d.reasons.append(
                     Reason(
                         "conflict.email_other_user_id",
@@ -226,7 +224,7 @@ class Planner:
                     True,
                 )
             else:
-                target, created = self._create(d, checked, identity, attributes), True
+                target, created = self._create(d, checked, identity, attributes, create_cite), True
         if session is not None:
             merged = self._enter(d, session, target, promoted)
         d.put(target)
@@ -283,8 +281,9 @@ class Planner:
         checked: CheckedIdentity,
         identity: Identity,
         attributes: Mapping[str, Any],
+        cite: tuple[str, str | None],
     ) -> Profile:
-        d.reasons.append(Reason("profile.created", self._c["precedence"]))
+        d.reasons.append(Reason("profile.created", cite[0], None, cite[1]))
         return Profile(
             id=d.new_profile_id(),
             created_by=d.event.id,
@@ -317,11 +316,14 @@ class Planner:
             self._detach(d, found.id)
         for name in ("email", "name", "avatar"):
             value = getattr(identity, name)
-            if name in self._update and value is not None and value != getattr(found, name):
-                changes[name] = value
-                if name == "email":
-                    changes["email_key"] = checked.key("email")
-                d.reasons.append(Reason("profile.updated", self._c["update"], name))
+            if name not in self._update or value is None or value == getattr(found, name):
+                continue
+            if name == "email":
+                if checked.key("email") == found.email_key:
+                    continue  # the same address (keys are casefolded): nothing changed
+                changes["email_key"] = checked.key("email")
+            changes[name] = value
+            d.reasons.append(Reason("profile.updated", self._c["update"], name))
         if "attributes" in self._update and attributes:
             combined = {**found.attributes, **attributes}
             if combined != found.attributes:
@@ -553,7 +555,7 @@ class Planner:
             created,
             (),
             None,
-            dict(profile.attributes),
+            detached(profile.attributes),
             tuple(d.reasons),
             d.event.line,
         )
@@ -607,4 +609,7 @@ class Planner:
         """Sessions of an anonymous profile another session claimed start afresh."""
         for session in d.store.sessions_of(profile_id):
             if session.id != d.event.session:
-                d.set_session(Session(session.id))
+                # a session identified as someone else keeps that identity; only its anonymous
+                # state starts afresh
+                current = None if session.current == profile_id else session.current
+                d.set_session(Session(session.id, current))

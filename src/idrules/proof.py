@@ -27,6 +27,7 @@ import jwt
 from ._errors import SecretsError
 from .decision import Reason
 from .dialect import Mapped
+from .events import not_json_text
 from .rules.model import Ruleset
 
 MAX_TOKEN_BYTES = 8 * 1024
@@ -120,6 +121,9 @@ class Prover:
         ]
         self._on_failure = rules.on_failure
         self._template = list(string.Formatter().parse(rules.hmac.message))
+        # a signature over none of these fields would be an HMAC of the template's bare text:
+        # it proves nothing about the caller, so such a call is refused
+        self._signed_fields = tuple(name for _, name, _, _ in self._template if name)
         self._encoding = rules.hmac.encoding
         jwt_rules = rules.jwt
         self._algorithms = list(jwt_rules.algorithms)
@@ -147,8 +151,12 @@ class Prover:
             )
         }
 
-    def verify(self, mapped: Mapped, ts: int) -> Verified:
-        """Verify one identify call's proof at the event's time ``ts`` (µs since the epoch)."""
+    def verify(self, mapped: Mapped, ts: int, identified: bool = True) -> Verified:
+        """Verify one identify call's proof at the event's time ``ts`` (µs since the epoch).
+
+        ``identified``: whether the payload asserts a user id or an email; a caller with
+        neither is anonymous and never refused for lacking proof.
+        """
         values = mapped.values
         plain = Verified(NO_PROOF, values, mapped.attributes, mapped.attributes_given)
         if self.mode == "disabled":
@@ -157,10 +165,10 @@ class Prover:
             token = values.get("token")
             if token is not None:
                 return self._jwt(token, ts)
-            if values.get("user_id") is None and values.get("email") is None:
+            if not identified:
                 return plain  # anonymous callers are never refused for lacking proof
             return self._missing(plain, "token")
-        if values.get("user_id") is None and values.get("email") is None:
+        if not identified:
             return plain
         signature = values.get("signature")
         if signature is None:
@@ -181,6 +189,15 @@ class Prover:
                 "hmac.encoding",
                 "signature",
                 f"the signature is not {self._encoding} HMAC-SHA256",
+            )
+        if all(plain.values.get(field) is None for field in self._signed_fields):
+            signed = ", ".join(self._signed_fields)
+            return self._fail(
+                plain,
+                "auth.invalid",
+                "hmac.message",
+                "signature",
+                f"the call lacks what the signature must cover ({signed})",
             )
         message = self.message(plain.values).encode("utf-8", "surrogatepass")
         for name, keyed in self._hmac_keys:
@@ -261,6 +278,8 @@ class Prover:
                 "token",
                 "the token's signature does not match any key",
             )
+        if not_json_text(claims) is not None:  # NaN/Infinity: never into a decision or a clock
+            return self._fail(nothing, "auth.invalid", "method", "token", "the token is malformed")
         problem = self._time_problem(claims, ts)
         if problem is not None:
             code, knob, detail = problem

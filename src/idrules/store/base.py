@@ -8,6 +8,7 @@ Two implementations: :mod:`.memory` (tests, benchmarks, replays without ``--stor
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
@@ -111,6 +112,14 @@ class Store(StoreReader, Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def detached(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an attributes mapping that shares no nested object with the original, so a
+    caller mutating its payload or a decision never changes a stored profile."""
+    if any(isinstance(v, (dict, list)) for v in values.values()):
+        return copy.deepcopy(dict(values))
+    return dict(values)
 
 
 def export_rows(store: Store) -> Iterator[dict[str, Any]]:

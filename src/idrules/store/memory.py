@@ -6,7 +6,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 
-from .base import Changes, Profile, Session
+import attrs
+
+from .base import Changes, Profile, Session, detached
 
 
 class MemoryStore:
@@ -85,6 +87,7 @@ class MemoryStore:
             self._unindex(old)
         else:
             self._seq[after.id] = len(self._seq)
+        after = attrs.evolve(after, attributes=detached(after.attributes))
         self._profiles[after.id] = after
         if after.state == "active":
             if after.user_key is not None:

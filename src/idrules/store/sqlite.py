@@ -63,7 +63,11 @@ class SqliteStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA cache_size=-65536")
+            # one opener at a time: sqlite-utils' deferred read-then-write fails at once with
+            # "database is locked" (and its STRICT probe then silently gives up STRICT)
+            self._conn.execute("BEGIN IMMEDIATE")
             self._create_schema()
+            self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
         self._depth = 0
