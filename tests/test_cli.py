@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from idrules import Engine, MemoryStore, export_rows
+from idrules import Engine, MemoryStore, export_rows, replay
 
 DATA = Path(__file__).resolve().parent / "data"
 EVENTS = DATA / "events" / "helpshift.jsonl"
@@ -119,8 +119,8 @@ def in_process(rules: str, path: Path, **engine_args) -> tuple[list[str], list[d
     """The same replay through the library, into a memory store: decisions and export."""
     store = MemoryStore()
     engine = Engine(rules, store, **engine_args)
-    lines = path.read_bytes().splitlines()
-    out = [engine.decide_line(raw, n).to_json() for n, raw in enumerate(lines, 1) if raw.strip()]
+    out: list[str] = []
+    replay(engine, path.read_bytes().splitlines(), lambda line: out.append(line.rstrip("\n")))
     return out, list(export_rows(store))
 
 

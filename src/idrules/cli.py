@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from functools import wraps
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -16,10 +16,14 @@ from typing import IO, Any, TypeVar
 import click
 
 from ._errors import IdrulesError, InputError, RulesError, StoreError
+from .history import find_profile, record_dict, record_text
+from .chain import verify_lines
 from .decision import dumps
+from .diff import diff
 from .engine import Engine
 from .events import parse_ts
 from .proof import Prover
+from .replay import cut_back, resume_position
 from .replay import replay as run_replay
 from .rules import load_ruleset, pack_names
 from .store import MemoryStore, SqliteStore, export_rows
@@ -53,6 +57,8 @@ def friendly(func: F) -> F:
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}")
+        except sqlite3.Error as exc:
+            _fail(f"store error: {exc}")
 
     return wrapper  # type: ignore[return-value]
 
@@ -80,14 +86,14 @@ def load_secrets_file(path: str | None) -> dict[str, str] | None:
     return data
 
 
-def open_store(path: str | None, *, must_exist: bool = False) -> Store:
+def open_store(path: str | None, *, must_exist: bool = False, commit_every: int = 1) -> Store:
+    """The SQLite store at ``path`` (a fresh memory store without one). ``must_exist``:
+    only read an existing idrules store, never create or change a file."""
     if path is None:
         return MemoryStore()
-    if must_exist and not os.path.exists(path):
-        raise StoreError(f"store not found: {path}")
     if os.path.isdir(path):
         raise StoreError(f"store {path} is a directory, not a file")
-    return SqliteStore(path)
+    return SqliteStore(path, create=not must_exist, commit_every=commit_every)
 
 
 def _read_lines(source: str) -> Iterator[bytes]:
@@ -110,6 +116,15 @@ def _read_lines(source: str) -> Iterator[bytes]:
 @click.option("--store", "store_path", help="SQLite store file (default: a fresh in-memory store)")
 @click.option("--out", "out", help="write decisions to this file (default: stdout)")
 @click.option("--secrets", "secrets", help="JSON file of key name -> secret")
+@click.option(
+    "--commit-every",
+    "commit_every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="with --store: commit every N events (faster; a crash loses up to N-1 "
+    "decided events, which a resumed replay decides again)",
+)
 @click.option("--quiet", "-q", is_flag=True, help="no progress and no summary on stderr")
 @friendly
 def replay(
@@ -118,35 +133,56 @@ def replay(
     store_path: str | None,
     out: str | None,
     secrets: str | None,
+    commit_every: int,
     quiet: bool,
 ) -> None:
-    """Decide every event of EVENTS (a JSON-lines log, or - for stdin) in order."""
+    """Decide every event of EVENTS (a JSON-lines log, or - for stdin) in order.
+
+    Into a store that already holds part of this replay, it resumes: the decided events are
+    skipped and --out is cut back to the decisions the store holds, then continued.
+    """
     ruleset = load_ruleset(rules)
     secret_map = load_secrets_file(secrets)
     if events != "-" and not os.path.exists(events):
         raise InputError(f"events file not found: {events}")
-    with ExitStack() as stack:
-        store = open_store(store_path)
-        stack.callback(store.close)
+    if events != "-" and os.path.isdir(events):
+        raise InputError(f"events file {events} is a directory")
+    store = open_store(store_path, commit_every=commit_every)
+    sink: IO[str] | None = None
+    try:
         engine = Engine(ruleset, store, secrets=secret_map)
-        sink: IO[str] = (
-            stack.enter_context(open(out, "w", encoding="utf-8", newline="\n"))
-            if out
-            else sys.stdout
-        )
-        progress = None
-        if not quiet and sys.stderr.isatty():
-
-            def progress(count: int, seconds: float) -> None:
-                rate = count / seconds if seconds > 0 else 0.0
-                click.echo(f"\r{count:,} events  {rate:,.0f}/s", err=True, nl=False)
-
-        summary = run_replay(engine, _read_lines(events), sink.write, progress)
+        lines: Iterator[bytes] = _read_lines(events)
+        start = None
+        if isinstance(store, SqliteStore):
+            start, lines = resume_position(store, engine, lines)
+        if out:
+            cut_back(out, start.done if start else 0)
+            sink = open(out, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        else:
+            sink = sys.stdout
+        if isinstance(store, SqliteStore):
+            store.before_commit = sink.flush
+        summary = run_replay(engine, lines, sink.write, _progress(quiet), start=start)
+        store.close()  # commits the last group, flushing the decisions first
         sink.flush()
-        if progress is not None:
-            click.echo("", err=True)
-        if not quiet:
-            click.echo(f"idrules: {summary.line()}", err=True)
+    finally:
+        if sink is not None and sink is not sys.stdout:
+            sink.close()
+        store.close()
+    if not quiet:
+        click.echo(f"idrules: {summary.line()}", err=True)
+
+
+def _progress(quiet: bool) -> Callable[[int, float], None] | None:
+    """A progress line with events/s, only when stderr is a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(count: int, seconds: float) -> None:
+        rate = count / seconds if seconds > 0 else 0.0
+        click.echo(f"\r{count:,} events  {rate:,.0f}/s ", err=True, nl=False)
+
+    return show
 
 
 @main.command()
@@ -256,6 +292,97 @@ def sign(
             raise InputError(f"--at takes an RFC 3339 timestamp, got {at!r}")
         issued = micros // 1_000_000
     click.echo(prover.sign_jwt(values, extra, issued, expires_in or None, key_name))
+
+
+@main.command("verify-log")
+@click.argument("decisions")
+@click.option("--head", help="the hash the last line must have (kept apart from the file)")
+@friendly
+def verify_log(decisions: str, head: str | None) -> None:
+    """Check the hash chain of a decisions file; name the first line that was edited,
+    dropped, inserted or reordered (exit 1)."""
+    try:
+        handle = open(decisions, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise InputError(f"decisions file not found: {decisions}") from None
+    with handle:
+        verdict = verify_lines(handle)
+    if not verdict.ok:
+        _fail(f"{decisions}:{verdict.bad_line}: {verdict.problem}")
+    if head is not None and verdict.head != head:
+        _fail(
+            f"{decisions}: the last line's hash is not {head}: lines were cut off the end, "
+            "or this is another log"
+        )
+    click.echo(f"ok: {verdict.lines} decisions, chain intact; head {verdict.head}")
+
+
+@main.command("diff")
+@click.argument("events")
+@click.option("--rules", "rules", required=True, help="ruleset A: " + RULES_HELP)
+@click.option("--against", "against", required=True, help="ruleset B, the same way")
+@click.option("--out", "out", help="write every changed event (both decisions) as JSON lines")
+@click.option("--secrets", "secrets", help="JSON file of key name -> secret")
+@friendly
+def diff_command(
+    events: str, rules: str, against: str, out: str | None, secrets: str | None
+) -> None:
+    """Replay EVENTS under two rulesets (in memory, one pass) and summarise what changed."""
+    secret_map = load_secrets_file(secrets)
+    engine_a = Engine(load_ruleset(rules), MemoryStore(), secrets=secret_map)
+    engine_b = Engine(load_ruleset(against), MemoryStore(), secrets=secret_map)
+    if events != "-" and not os.path.exists(events):
+        raise InputError(f"events file not found: {events}")
+    sink = open(out, "w", encoding="utf-8", newline="\n") if out else None  # noqa: SIM115
+    try:
+        summary = diff(
+            _read_lines(events),
+            engine_a,
+            engine_b,
+            (lambda c: sink.write(dumps(c.to_dict()) + "\n")) if sink else None,
+        )
+    finally:
+        if sink is not None:
+            sink.close()
+    click.echo(summary.table())
+
+
+@main.command()
+@click.option("--store", "store_path", required=True, help="SQLite store file")
+@click.option("--user-id", "user_id", help="the profile holding this user id")
+@click.option("--email", help="the profile holding this email (compared case-insensitively)")
+@click.option("--profile", "profile", help="a profile id")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text")
+@friendly
+def history(
+    store_path: str, user_id: str | None, email: str | None, profile: str | None, as_json: bool
+) -> None:
+    """Every decision that touched a profile (and the profiles merged into it), in order,
+    with its reasons: why does this account look like this?"""
+    chosen = [
+        (k, v)
+        for k, v in (("user_id", user_id), ("email", email), ("profile", profile))
+        if v is not None
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --user-id, --email, --profile")
+    kind, value = chosen[0]
+    store = open_store(store_path, must_exist=True)
+    assert isinstance(store, SqliteStore)
+    try:
+        target = find_profile(store, kind, value)
+        merged = store.merged_into(target)
+        if not as_json:
+            click.echo(
+                f"profile {target}" + (f" (merged into it: {', '.join(merged)})" if merged else "")
+            )
+        for record in store.history([target, *merged]):
+            if as_json:
+                click.echo(dumps(record_dict(record)))
+            else:
+                click.echo(record_text(record))
+    finally:
+        store.close()
 
 
 @main.command()

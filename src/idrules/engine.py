@@ -11,7 +11,9 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+import attrs
 
 from .attributes import AttributeFilter
 from .decision import Decision
@@ -30,10 +32,16 @@ from .plan import Plan, Planner
 from .proof import Prover
 from .rules.loader import load_ruleset
 from .rules.model import Ruleset
-from .store.base import Store
+from .store.base import DecisionRecord, Store, record_of
 from .store.memory import MemoryStore
 
 Clock = Callable[[], datetime]
+
+
+class Journal(Protocol):
+    """Seals a decision (a replay's decisions file) and returns the record the store keeps."""
+
+    def seal(self, decision: Decision) -> DecisionRecord: ...
 
 
 class Engine:
@@ -62,15 +70,27 @@ class Engine:
         self._planner = Planner(self.ruleset)
 
     # the one entry point ---------------------------------------------------------------
-    def decide(self, event: Event | InvalidEvent | Mapping[str, Any]) -> Decision:
-        """Decide one event (parsed, or a JSON-like mapping) and apply it to the store."""
+    def decide(
+        self, event: Event | InvalidEvent | Mapping[str, Any], *, journal: Journal | None = None
+    ) -> Decision:
+        """Decide one event (parsed, or a JSON-like mapping) and apply it to the store.
+
+        ``journal`` (a replay's) seals the decision and writes its line inside the event's
+        transaction, before the commit.
+        """
         if not isinstance(event, (Event, InvalidEvent)):
             problem = not_json_text(event)
             event = parse_object(event) if problem is None else invalid_value(event, problem)
-        with self.store.transaction():
+        store = self.store
+        with store.transaction():
             plan = self.plan(event)
-            self.store.apply(plan.changes)
-        return plan.decision
+            decision = plan.decision
+            if journal is not None:
+                record: DecisionRecord | None = journal.seal(decision)
+            else:
+                record = record_of(decision) if store.keeps_decisions else None
+            store.apply(attrs.evolve(plan.changes, record=record) if record else plan.changes)
+        return decision
 
     def decide_line(self, raw: bytes | str, line: int | None = None) -> Decision:
         """Decide one log line (not blank); ``line`` is its 1-based number in the log."""

@@ -142,7 +142,7 @@ class FieldChecker:
             )
         if self._is_email:
             if rule.validate:
-                normalized, error = _normalize_email(value)
+                normalized, error = normalize_email(value)
                 if normalized is None:
                     return self._fail_code("email.invalid", "validate", error, reasons)
                 value = normalized
@@ -215,7 +215,7 @@ class IdentityChecker:
 
 
 @lru_cache(maxsize=65_536)
-def _normalize_email(text: str) -> tuple[str | None, str | None]:
+def normalize_email(text: str) -> tuple[str | None, str | None]:
     """email-validator's normalised form, or its error message. Syntax only, never DNS."""
     try:
         result = validate_email(text, check_deliverability=False)

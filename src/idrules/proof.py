@@ -93,8 +93,8 @@ def load_secrets(
         raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         if len(raw) < MIN_SECRET_BYTES:
             raise SecretsError(
-                f"the secret of key {name!r} is {len(raw)} bytes; at least "
-                f"{MIN_SECRET_BYTES} are required"
+                f"the secret of key {name!r} ({secret_env_var(name)}) is {len(raw)} bytes; at "
+                f"least {MIN_SECRET_BYTES} are required"
             )
         keys[name] = raw
     return keys
@@ -308,7 +308,7 @@ class Prover:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     return "auth.invalid", "method", f"claim {claim!r} is not a number"
                 stamps[claim] = int(value * _US)
-        if "exp" in stamps and ts > stamps["exp"] + leeway:
+        if "exp" in stamps and ts >= stamps["exp"] + leeway:  # valid only *before* exp
             return "auth.expired", "jwt.leeway_s", "the token had expired at the event's time"
         if "nbf" in stamps and ts < stamps["nbf"] - leeway:
             return "auth.not_yet_valid", "jwt.leeway_s", "the token was not yet valid"
@@ -388,14 +388,20 @@ _NO_TIME: Any = {
 
 
 def _decode_signature(text: str, encoding: str) -> bytes | None:
-    """Signature text -> 32 bytes, or None when its shape is wrong (checked before decoding)."""
+    """Signature text -> 32 bytes, or None when its shape is wrong (checked before decoding).
+
+    Base64 must be canonical (standard or URL-safe alphabet, padding optional): the unused low
+    bits of the last character must be zero, so one signature has one spelling.
+    """
     if encoding == "hex":
         return bytes.fromhex(text) if _HEX.fullmatch(text) else None
     if not _B64.fullmatch(text):
         return None
-    padded = text + "=" * (-len(text) % 4)
+    urlsafe = "-" in text or "_" in text
+    body = text.rstrip("=")
     try:
-        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        raw = base64.b64decode(body.replace("-", "+").replace("_", "/") + "=", validate=True)
     except (binascii.Error, ValueError):
         return None
-    return raw if len(raw) == 32 else None
+    again = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode().rstrip("=")
+    return raw if len(raw) == 32 and again == body else None

@@ -1,35 +1,80 @@
-"""Replay an identity log: every line decided in order, one decision line out per event.
+"""Replay an identity log: every line decided in order, one sealed decision line per event.
 
 It streams: one line in, one decision out, nothing kept per event in Python, so memory stays
 flat however long the log (state lives in the store). Blank lines are skipped but counted, so
 a decision's ``line`` is the event's physical line in the log.
+
+Each decision line is sealed into a hash chain (:mod:`idrules.chain`) that starts from the
+ruleset's sha256. With a SQLite store, each decision is also recorded in the store in the same
+transaction as its effects, under a *run* (this log, this ruleset): a replay killed at any
+moment and started again with the same arguments skips what the store holds, cuts the
+decisions file back to exactly those decisions (the file is flushed before every commit, so it
+is never behind the store) and carries on, ending with the same bytes as an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain as chained
 
 import attrs
 
+from ._errors import InputError
+from .chain import seal
+from .decision import Decision
 from .engine import Engine
+from .events import parse_line
+from .store.base import DecisionRecord, record_of
+from .store.sqlite import SqliteStore
 
 Progress = Callable[[int, float], None]
 
 
 @attrs.frozen
 class Summary:
-    """What a replay did: events decided, outcomes by kind, wall seconds."""
+    """What a replay did: events decided, outcomes by kind, wall seconds (and lines skipped
+    because a previous run of the same log had decided them)."""
 
     events: int
     outcomes: dict[str, int]
     seconds: float
+    resumed: int = 0
 
     def line(self) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())) or "none"
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
-        return f"{self.events} events in {self.seconds:.2f}s ({rate:,.0f}/s): {kinds}"
+        done = f"{self.events} events in {self.seconds:.2f}s ({rate:,.0f}/s): {kinds}"
+        return done + (f"; resumed after {self.resumed} already decided" if self.resumed else "")
+
+
+@attrs.frozen
+class Position:
+    """Where a replay starts: the run it records under, the chain's last hash, and the last
+    line (and its event id) already decided."""
+
+    run: int | None
+    prev: str
+    done: int = 0
+    last_line: int = 0
+    last_event_id: str | None = None
+
+
+class Journal:
+    """Seals each decision into the chain, writes its line, and makes the store's record."""
+
+    def __init__(self, write: Callable[[str], object], prev: str, run: int | None) -> None:
+        self._write = write
+        self.prev = prev
+        self.run = run
+
+    def seal(self, decision: Decision) -> DecisionRecord:
+        line, self.prev = seal(decision.to_json(), self.prev)
+        self._write(line + "\n")
+        return record_of(decision, self.run, self.prev)
 
 
 def replay(
@@ -37,17 +82,25 @@ def replay(
     lines: Iterable[bytes],
     write: Callable[[str], object],
     progress: Progress | None = None,
+    *,
+    start: Position | None = None,
     every: float = 0.25,
 ) -> Summary:
-    """Decide every event of ``lines`` (raw log lines) and ``write`` each decision's JSON line."""
+    """Decide every event of ``lines`` (raw log lines) after ``start`` and ``write`` each
+    sealed decision line."""
+    position = start or Position(None, engine.ruleset.sha256)
+    journal = Journal(write, position.prev, position.run)
     outcomes: Counter[str] = Counter()
     started = last = time.perf_counter()
     count = 0
     for number, raw in enumerate(lines, start=1):
+        if number <= position.last_line:
+            if number == position.last_line:
+                _check_continuity(raw, number, position)
+            continue
         if not raw.strip():
             continue
-        decision = engine.decide_line(raw.rstrip(b"\r\n"), number)
-        write(decision.to_json() + "\n")
+        decision = engine.decide(parse_line(raw.rstrip(b"\r\n"), number), journal=journal)
         outcomes[decision.outcome] += 1
         count += 1
         if progress is not None:
@@ -58,4 +111,62 @@ def replay(
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(count, seconds)
-    return Summary(count, dict(outcomes), seconds)
+    return Summary(count, dict(outcomes), seconds, position.done)
+
+
+def _check_continuity(raw: bytes, number: int, position: Position) -> None:
+    event = parse_line(raw.rstrip(b"\r\n"), number)
+    if event.id != position.last_event_id:
+        raise InputError(
+            f"the store's replay of this log stopped at line {number} (event "
+            f"{position.last_event_id!r}), but that line now holds {event.id!r}: the log "
+            "changed; replay it into a fresh store"
+        )
+
+
+def resume_position(
+    store: SqliteStore, engine: Engine, lines: Iterator[bytes]
+) -> tuple[Position, Iterator[bytes]]:
+    """The run of this log in ``store`` and where it stopped; returns the lines to replay
+    (the first ones, read to recognise the log, put back in front)."""
+    head: list[bytes] = []
+    for raw in lines:
+        head.append(raw)
+        if raw.strip():
+            break
+    first = next((raw for raw in head if raw.strip()), b"")
+    log_key = hashlib.sha256(first.rstrip(b"\r\n")).hexdigest()
+    run = store.run_for(log_key, engine.ruleset.sha256)
+    prev = run.last_hash or engine.ruleset.sha256
+    position = Position(run.id, prev, run.count, run.last_line, run.last_event_id)
+    return position, chained(head, lines)
+
+
+def cut_back(path: str, keep: int) -> None:
+    """Cut a decisions file back to its first ``keep`` complete lines (dropping a torn last
+    line and anything the store did not commit). Refuses when it holds fewer."""
+    if keep == 0:
+        with open(path, "wb"):
+            return
+    if not os.path.exists(path):
+        raise InputError(
+            f"cannot resume: {path} is missing but the store holds {keep} "
+            "decisions of this replay; replay into a fresh store"
+        )
+    offset = 0
+    seen = 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                break
+            offset += len(raw)
+            seen += 1
+            if seen == keep:
+                break
+    if seen < keep:
+        raise InputError(
+            f"cannot resume: {path} holds {seen} of the {keep} decisions the store "
+            "holds for this replay; give the original --out or a fresh store"
+        )
+    with open(path, "r+b") as handle:
+        handle.truncate(offset)

@@ -9,11 +9,14 @@ Two implementations: :mod:`.memory` (tests, benchmarks, replays without ``--stor
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 import attrs
+
+from ..decision import Decision
 
 State = Literal["active", "merged", "cleared", "expired"]
 
@@ -57,6 +60,25 @@ class ProfileWrite:
 
 
 @attrs.frozen(slots=True)
+class DecisionRecord:
+    """The compact form of an applied decision the store keeps, for ``history`` and resume.
+
+    ``run`` and ``line`` place it in a replay (None for library calls); ``hash`` is its line's
+    hash in the replay's decisions chain; ``reasons`` is compact JSON ``[[code, rule, field,
+    detail], ...]``.
+    """
+
+    event_id: str | None
+    outcome: str
+    profile: str | None
+    merged: tuple[str, ...]
+    reasons: str
+    run: int | None = None
+    line: int | None = None
+    hash: str | None = None
+
+
+@attrs.frozen(slots=True)
 class Changes:
     """Everything one event changes; applied atomically with the record of its id."""
 
@@ -65,7 +87,28 @@ class Changes:
     sessions: tuple[Session, ...] = ()
     activity: tuple[tuple[str, str], ...] = ()  # (track event id, profile id)
     moves: tuple[tuple[str, str], ...] = ()  # move all activity: (from profile, to profile)
-    decision: str | None = None  # the decision's JSON, kept for audits
+    record: DecisionRecord | None = None
+
+
+def record_of(
+    decision: Decision, run: int | None = None, digest: str | None = None
+) -> DecisionRecord:
+    """The compact record a store keeps of an applied decision."""
+    reasons = json.dumps(
+        [[r.code, r.rule, r.field, r.detail] for r in decision.reasons],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return DecisionRecord(
+        decision.event_id,
+        decision.outcome,
+        decision.profile,
+        decision.merged,
+        reasons,
+        run,
+        decision.line,
+        digest,
+    )
 
 
 class StoreReader(Protocol):
@@ -92,6 +135,9 @@ class StoreReader(Protocol):
 
 class Store(StoreReader, Protocol):
     """A store: readable by the planner, written only through :meth:`apply`."""
+
+    #: whether :meth:`apply` keeps each decision's record (the engine builds none otherwise)
+    keeps_decisions: bool
 
     def transaction(self) -> AbstractContextManager[None]:
         """One event's read-modify-write, atomic and isolated from other writers."""

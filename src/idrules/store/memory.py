@@ -12,7 +12,10 @@ from .base import Changes, Profile, Session, detached
 
 
 class MemoryStore:
-    """A store held in dicts. Single-threaded; ``transaction`` is a no-op."""
+    """A store held in dicts. Single-threaded; ``transaction`` is a no-op. It keeps no
+    decision records (``history`` and resumable replays need the SQLite store)."""
+
+    keeps_decisions = False
 
     def __init__(self) -> None:
         self._profiles: dict[str, Profile] = {}  # insertion order = creation order

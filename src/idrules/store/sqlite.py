@@ -10,18 +10,20 @@ A crash at any point leaves the file as it was after the last committed event.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import sqlite_utils
 
 from .._errors import StoreError
-from .base import Changes, Profile, Session
+from .base import Changes, DecisionRecord, Profile, Session
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _PROFILE_COLUMNS = (
     "id, created_by, user_id, user_key, email, email_key, name, avatar, verified, anonymous, "
     "state, merged_into, attributes, last_seen"
@@ -41,40 +43,100 @@ _UPSERT_SESSION = (
 )
 
 
+@attrs.frozen
+class Run:
+    """A replay of one log under one ruleset, and where it stopped."""
+
+    id: int
+    count: int
+    last_line: int
+    last_event_id: str | None
+    last_hash: str | None
+
+
 class SqliteStore:
-    """A store in one SQLite file. Opening creates the tables (and the file) if needed.
+    """A store in one SQLite file.
+
+    ``create``: make the file and its tables when missing (False: the file must already be an
+    idrules store; nothing is written on opening). A file that holds other tables is refused
+    before anything is written to it.
 
     ``commit_every``: 1 (the default) commits each event on its own. N > 1 groups N events per
     commit: each event is still atomic (a savepoint), the file stays consistent, but a crash
     loses up to N-1 decided events, which a resumed replay then decides again. It raises
-    throughput (one fsync-bound commit per group) at that durability cost; call
-    :meth:`commit` (or :meth:`close`) to make the last group durable.
+    throughput (one fsync-bound commit per group) at that durability cost; :meth:`commit` (or
+    :meth:`close`) makes the last group durable. ``before_commit`` is called just before each
+    commit (a replay flushes its decisions file there, so the file never lags the store).
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 60.0, commit_every: int = 1) -> None:
+    keeps_decisions = True
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        commit_every: int = 1,
+        timeout: float = 60.0,
+    ) -> None:
         if commit_every < 1:
             raise ValueError("commit_every must be at least 1")
         self.path = str(path)
         self.commit_every = commit_every
+        self.before_commit: Callable[[], object] | None = None
         self._pending = 0
+        self._depth = 0
+        self._closed = False
+        if not create and not os.path.isfile(self.path):
+            raise StoreError(f"store not found: {self.path}")
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
-            self.db = sqlite_utils.Database(self._conn)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA cache_size=-65536")
-            # one opener at a time: sqlite-utils' deferred read-then-write fails at once with
-            # "database is locked" (and its STRICT probe then silently gives up STRICT)
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._create_schema()
-            self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
-        self._depth = 0
+        try:
+            self._open(create)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
+        except StoreError:
+            self._conn.close()
+            raise
+        self.db = sqlite_utils.Database(self._conn)
 
-    def _create_schema(self) -> None:
-        """Tables and indexes, created explicitly (idempotent, safe for concurrent openers)."""
-        db = self.db
+    def _open(self, create: bool) -> None:
+        conn = self._conn
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if tables and "meta" not in tables:
+            raise StoreError(f"{self.path} is an SQLite database but not an idrules store")
+        if not tables and not create:
+            raise StoreError(f"{self.path} is not an idrules store (it holds no tables)")
+        if create:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-65536")
+        if create:
+            # one opener at a time: sqlite-utils' deferred read-then-write fails at once with
+            # "database is locked" (and its STRICT probe then silently gives up STRICT)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._create_schema(sqlite_utils.Database(conn))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if found is None or found[0] != SCHEMA_VERSION:
+            version = found[0] if found else "none"
+            raise StoreError(
+                f"{self.path} has store schema version {version}; this idrules "
+                f"reads version {SCHEMA_VERSION}"
+            )
+
+    @staticmethod
+    def _create_schema(db: sqlite_utils.Database) -> None:
+        """Tables and indexes, created explicitly (idempotent)."""
         db.table("profiles").create(
             {
                 "seq": int,
@@ -109,6 +171,7 @@ class SqliteStore:
         db.table("profiles").create_index(["id"], unique=True, if_not_exists=True)
         db.table("profiles").create_index(["user_key"], if_not_exists=True)
         db.table("profiles").create_index(["email_key"], if_not_exists=True)
+        db.table("profiles").create_index(["merged_into"], if_not_exists=True)
         db.table("sessions").create(
             {"id": str, "current": str, "anon": str}, pk="id", strict=True, if_not_exists=True
         )
@@ -122,21 +185,42 @@ class SqliteStore:
             if_not_exists=True,
         )
         db.table("activity").create_index(["profile", "seq"], if_not_exists=True)
-        db.table("events").create(
-            {"id": str, "line": int}, pk="id", strict=True, if_not_exists=True
+        db.table("events").create({"id": str}, pk="id", strict=True, if_not_exists=True)
+        # every decision applied, in order: the store's own audit trail (history, resume)
+        db.table("decisions").create(
+            {
+                "seq": int,
+                "run": int,
+                "line": int,
+                "event_id": str,
+                "outcome": str,
+                "profile": str,
+                "merged": str,
+                "reasons": str,
+                "hash": str,
+            },
+            pk="seq",
+            not_null={"outcome", "merged", "reasons"},
+            strict=True,
+            if_not_exists=True,
         )
+        db.table("decisions").create_index(["profile"], if_not_exists=True)
+        db.table("decisions").create_index(["run", "seq"], if_not_exists=True)
+        db.table("runs").create(
+            {"id": int, "log_key": str, "ruleset": str},
+            pk="id",
+            not_null={"log_key", "ruleset"},
+            strict=True,
+            if_not_exists=True,
+        )
+        db.table("runs").create_index(["log_key", "ruleset"], unique=True, if_not_exists=True)
         db.table("meta").create(
             {"key": str, "value": str}, pk="key", strict=True, if_not_exists=True
         )
-        self._conn.execute(
+        db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (SCHEMA_VERSION,),
         )
-        found = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if found is None or found[0] != SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"store schema version {found[0] if found else '?'} is not {SCHEMA_VERSION}"
-            )
 
     # transactions ----------------------------------------------------------------------
     @contextmanager
@@ -158,11 +242,11 @@ class SqliteStore:
         self._depth += 1
         try:
             yield
+        except sqlite3.Error as exc:
+            self._rollback_event()
+            raise StoreError(f"store {self.path}: {_why(exc)}") from None
         except BaseException:
-            conn.execute("ROLLBACK TO event")
-            conn.execute("RELEASE event")
-            if self._pending == 0:  # nothing else in this group: release the write lock
-                conn.execute("ROLLBACK")
+            self._rollback_event()
             raise
         finally:
             self._depth -= 1
@@ -171,10 +255,19 @@ class SqliteStore:
         if self._pending >= self.commit_every:
             self.commit()
 
+    def _rollback_event(self) -> None:
+        conn = self._conn
+        conn.execute("ROLLBACK TO event")
+        conn.execute("RELEASE event")
+        if self._pending == 0:  # nothing else in this group: release the write lock
+            conn.execute("ROLLBACK")
+
     def commit(self) -> None:
         """Commit the events decided so far (a no-op when nothing is pending)."""
         self._pending = 0
         if self._conn.in_transaction:
+            if self.before_commit is not None:
+                self.before_commit()
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -268,9 +361,94 @@ class SqliteStore:
             conn.execute("UPDATE activity SET profile=? WHERE profile=?", (target, source))
         if changes.event_id is not None:
             conn.execute("INSERT INTO events (id) VALUES (?)", (changes.event_id,))
+        record = changes.record
+        if record is not None:
+            conn.execute(
+                "INSERT INTO decisions (run, line, event_id, outcome, profile, merged, reasons, "
+                "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.run,
+                    record.line,
+                    record.event_id,
+                    record.outcome,
+                    record.profile,
+                    json.dumps(list(record.merged)),
+                    record.reasons,
+                    record.hash,
+                ),
+            )
+
+    # replay runs and history ---------------------------------------------------------
+    def run_for(self, log_key: str, ruleset: str) -> Run:
+        """The replay run of this log under this ruleset (made on first use), with where it
+        stopped: how many decisions it holds and the last one's line, event id and hash."""
+        conn = self._conn
+        try:
+            with self.transaction():
+                conn.execute(
+                    "INSERT OR IGNORE INTO runs (log_key, ruleset) VALUES (?, ?)",
+                    (log_key, ruleset),
+                )
+            self.commit()
+            run_id = conn.execute(
+                "SELECT id FROM runs WHERE log_key=? AND ruleset=?", (log_key, ruleset)
+            ).fetchone()[0]
+            count = conn.execute(
+                "SELECT count(*) FROM decisions WHERE run=?", (run_id,)
+            ).fetchone()[0]
+            last = conn.execute(
+                "SELECT line, event_id, hash FROM decisions WHERE run=? ORDER BY seq DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: {_why(exc)}") from None
+        if last is None:
+            return Run(run_id, 0, 0, None, None)
+        return Run(run_id, count, last[0], last[1], last[2])
+
+    def history(self, profile_ids: Iterable[str]) -> Iterator[DecisionRecord]:
+        """Every decision whose profile is one of ``profile_ids``, in the order applied."""
+        ids = list(profile_ids)
+        marks = ", ".join("?" * len(ids))
+        rows = self._conn.execute(
+            "SELECT event_id, outcome, profile, merged, reasons, run, line, hash FROM decisions "
+            f"WHERE profile IN ({marks}) ORDER BY seq",
+            ids,
+        )
+        for row in rows:
+            yield DecisionRecord(
+                row[0], row[1], row[2], tuple(json.loads(row[3])), row[4], row[5], row[6], row[7]
+            )
+
+    def merged_into(self, profile_id: str) -> list[str]:
+        """Ids of the profiles folded into ``profile_id``, directly or through others."""
+        found: list[str] = []
+        todo = [profile_id]
+        while todo:
+            rows = self._conn.execute(
+                "SELECT id FROM profiles WHERE merged_into=? ORDER BY seq", (todo.pop(),)
+            ).fetchall()
+            for (pid,) in rows:
+                if pid not in found and pid != profile_id:
+                    found.append(pid)
+                    todo.append(pid)
+        return found
+
+    def find_profiles(self, column: str, value: str) -> list[str]:
+        """Ids of profiles (any state) whose ``user_id``, ``user_key``, ``email_key`` or ``id``
+        equals ``value``, earliest first."""
+        if column not in ("id", "user_id", "user_key", "email_key"):
+            raise ValueError(column)
+        rows = self._conn.execute(
+            f"SELECT id FROM profiles WHERE {column}=? ORDER BY seq", (value,)
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def close(self) -> None:
-        """Commit any pending group, then close the file."""
+        """Commit any pending group, then close the file (again: a no-op)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.commit()
         finally:
