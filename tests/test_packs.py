@@ -597,7 +597,7 @@ class TestHelpshift:
         run = Run(both, secrets={"current": NEW_SECRET, "previous": SECRET})
         d = run.identify({"userId": "u_1", "userAuthToken": hmac_b64("u_1", SECRET)})
         assert d.outcome == "identified"
-        assert cites(d, "auth.verified", "verification.method").detail == "key previous"
+        assert cites(d, "auth.verified", "verification.method").detail.startswith("key previous;")
         deleted = Run(override(tmp_path, self.VERIFIED), secrets={"current": NEW_SECRET})
         d = deleted.identify({"userId": "u_1", "userAuthToken": hmac_b64("u_1", SECRET)})
         assert d.outcome == "rejected"

@@ -148,7 +148,7 @@ def assert_verified(decision: Decision, key: str = "current") -> None:
     assert decision.identity is not None and decision.identity.verified is True
     r = reason(decision, "auth.verified")
     assert r.rule is not None and " verification." in r.rule
-    assert r.detail is not None and r.detail.split()[-1] == key
+    assert r.detail is not None and r.detail.split(";")[0] == f"key {key}"
 
 
 def strict_with(tmp_path: Path, verification: str) -> Any:

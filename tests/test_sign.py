@@ -102,7 +102,7 @@ def verified_by(decision: Decision) -> str:
     assert decision.identity is not None and decision.identity.verified is True
     (r,) = [r for r in decision.reasons if r.code == "auth.verified"]
     assert r.detail is not None
-    return r.detail.split()[-1]
+    return r.detail.split(";")[0].removeprefix("key ")
 
 
 class TestSignHmac:

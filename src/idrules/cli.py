@@ -16,12 +16,12 @@ from typing import IO, Any, TypeVar
 import click
 
 from ._errors import IdrulesError, InputError, RulesError, StoreError
-from .history import find_profile, record_dict, record_text
 from .chain import verify_lines
 from .decision import dumps
 from .diff import diff
 from .engine import Engine
 from .events import parse_ts
+from .history import find_profile, record_dict, record_text
 from .proof import Prover
 from .replay import cut_back, resume_position
 from .replay import replay as run_replay

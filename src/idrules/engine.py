@@ -30,6 +30,7 @@ from .events import (
 from .fields import IdentityChecker
 from .plan import Plan, Planner
 from .proof import Prover
+from .redact import Redactor
 from .rules.loader import load_ruleset
 from .rules.model import Ruleset
 from .store.base import DecisionRecord, Store, record_of
@@ -64,7 +65,9 @@ class Engine:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self._dialect = Dialect(self.ruleset.input)
-        self._prover = Prover(self.ruleset, secrets, environ)
+        env = os.environ if environ is None else environ
+        self._prover = Prover(self.ruleset, secrets, env)
+        self._redactor = Redactor(self.ruleset, secrets, env)
         self._fields = IdentityChecker(self.ruleset)
         self._attributes = AttributeFilter(self.ruleset)
         self._planner = Planner(self.ruleset)
@@ -84,7 +87,7 @@ class Engine:
         store = self.store
         with store.transaction():
             plan = self.plan(event)
-            decision = plan.decision
+            decision = self._redactor.apply(plan.decision)
             if journal is not None:
                 record: DecisionRecord | None = journal.seal(decision)
             else:

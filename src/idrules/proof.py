@@ -25,13 +25,13 @@ import attrs
 import jwt
 
 from ._errors import SecretsError
-from .decision import Reason
+from .decision import Reason, fingerprint
 from .dialect import Mapped
 from .events import not_json_text
+from .keys import read_secret
 from .rules.model import Ruleset
 
 MAX_TOKEN_BYTES = 8 * 1024
-MIN_SECRET_BYTES = 32
 REGISTERED_CLAIMS = frozenset(("iss", "sub", "aud", "exp", "nbf", "iat", "jti"))
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 _B64 = re.compile(r"[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?")
@@ -61,45 +61,6 @@ class Verified:
     attributes_given: bool = False
 
 
-def secret_env_var(name: str) -> str:
-    """The environment variable that holds the secret of key ``name``."""
-    return f"IDRULES_SECRET_{name.upper()}"
-
-
-def load_secrets(
-    ruleset: Ruleset,
-    given: Mapping[str, str | bytes] | None,
-    environ: Mapping[str, str],
-    *,
-    always: bool = False,
-) -> dict[str, bytes]:
-    """The secret of every key the ruleset lists: given first, then the environment.
-
-    Only when verification is not ``disabled`` (or ``always``, for signing). Raises
-    :class:`SecretsError` naming the first missing or short key (never its value).
-    """
-    if ruleset.verification.mode == "disabled" and not always:
-        return {}
-    keys: dict[str, bytes] = {}
-    for name in ruleset.verification.keys:
-        value = (given or {}).get(name)
-        if value is None:
-            value = environ.get(secret_env_var(name))
-        if value is None or value == "":
-            raise SecretsError(
-                f"verification needs the secret of key {name!r}: set {secret_env_var(name)} "
-                f"or give it in a secrets file"
-            )
-        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-        if len(raw) < MIN_SECRET_BYTES:
-            raise SecretsError(
-                f"the secret of key {name!r} ({secret_env_var(name)}) is {len(raw)} bytes; at "
-                f"least {MIN_SECRET_BYTES} are required"
-            )
-        keys[name] = raw
-    return keys
-
-
 class Prover:
     """The compiled ``verification`` section with its secrets, built once per engine."""
 
@@ -115,7 +76,11 @@ class Prover:
         self.mode = rules.mode
         self.method = rules.method
         env = os.environ if environ is None else environ
-        self._keys = load_secrets(ruleset, secrets, env, always=signing)
+        self._keys = (
+            {}
+            if rules.mode == "disabled" and not signing
+            else {name: read_secret(name, secrets, env) for name in rules.keys}
+        )
         self._hmac_keys = [
             (name, hmac.new(key, digestmod=hashlib.sha256)) for name, key in self._keys.items()
         ]
@@ -164,7 +129,7 @@ class Prover:
         if self.method == "jwt":
             token = values.get("token")
             if token is not None:
-                return self._jwt(token, ts)
+                return _fingerprinted(self._jwt(token, ts), "token", token)
             if not identified:
                 return plain  # anonymous callers are never refused for lacking proof
             return self._missing(plain, "token")
@@ -173,7 +138,7 @@ class Prover:
         signature = values.get("signature")
         if signature is None:
             return self._missing(plain, "signature")
-        return self._hmac(plain, signature)
+        return _fingerprinted(self._hmac(plain, signature), "signature", signature)
 
     # hmac ------------------------------------------------------------------------------
     def _hmac(self, plain: Verified, signature: Any) -> Verified:
@@ -385,6 +350,19 @@ _NO_TIME: Any = {
     "verify_jti": False,
     "require": [],
 }
+
+
+def _fingerprinted(verified: Verified, what: str, value: Any) -> Verified:
+    """The proof's reasons name the token or signature by fingerprint (never by value), so an
+    auditor can see the same token come back without ever reading it."""
+    if not isinstance(value, str) or not verified.proof.reasons:
+        return verified
+    mark = f"{what} {fingerprint(value)}"
+    reasons = tuple(
+        attrs.evolve(r, detail=f"{r.detail}; {mark}" if r.detail else mark)
+        for r in verified.proof.reasons
+    )
+    return attrs.evolve(verified, proof=attrs.evolve(verified.proof, reasons=reasons))
 
 
 def _decode_signature(text: str, encoding: str) -> bytes | None:

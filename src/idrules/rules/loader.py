@@ -25,6 +25,7 @@ from .._errors import Problem, RulesError
 from .model import (
     AnonymousRules,
     AttributeRules,
+    AuditRules,
     Fields,
     InputMap,
     Matching,
@@ -55,6 +56,7 @@ _SECTIONS: tuple[tuple[str, type[Any]], ...] = (
     ("matching", Matching),
     ("attributes", AttributeRules),
     ("anonymous", AnonymousRules),
+    ("audit", AuditRules),
 )
 
 

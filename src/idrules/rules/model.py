@@ -113,6 +113,15 @@ class AnonymousRules:
 
 
 @attrs.frozen
+class AuditRules:
+    """How decisions show personal data: emails and names kept, masked or keyed-hashed."""
+
+    emails: Literal["keep", "mask", "hash"] = "keep"
+    names: Literal["keep", "mask", "hash"] = "keep"
+    key: str = "audit"
+
+
+@attrs.frozen
 class Provenance:
     """Where each knob of the effective ruleset was written: knob path -> (source, line)."""
 
@@ -142,6 +151,7 @@ class Ruleset:
     matching: Matching
     attributes: AttributeRules
     anonymous: AnonymousRules
+    audit: AuditRules
     provenance: Provenance = attrs.field(eq=False, repr=False)
     #: the effective document (after extends and defaults), canonical JSON is hashed
     document: Mapping[str, Any] = attrs.field(eq=False, repr=False)
