@@ -87,6 +87,7 @@ def load_ruleset(spec: str | os.PathLike[str]) -> Ruleset:
     locations = {k: v for k, v in locations.items() if k[:1] != ("extends",)}
     if isinstance(doc.get("version"), int) and not isinstance(doc.get("version"), bool):
         doc["version"] = str(doc["version"])
+    doc = _integral(doc)  # 7.0 and 7 are one rule: one hash
     problems = [_locate(err_path, msg, locations, top[-1]) for err_path, msg in _validate(doc)]
     if problems:
         raise RulesError(sorted(problems, key=lambda p: (p.source, p.line or 0, p.path)))
@@ -105,6 +106,17 @@ def load_ruleset(spec: str | os.PathLike[str]) -> Ruleset:
         document=doc,
         **sections,
     )
+
+
+def _integral(value: Any) -> Any:
+    """The document with whole floats as ints, so equal rules hash the same."""
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _read_chain(spec: str) -> list[_Layer]:
@@ -162,7 +174,7 @@ def _resolve(spec: str, parent: _Layer | None) -> tuple[Path, str]:
         path = parent.path.parent / spec
         display = os.path.normpath(os.path.join(os.path.dirname(parent.display), spec))
     if not path.is_file():
-        raise RulesError([Problem(display, None, "", "rules file not found")])
+        raise RulesError([Problem(display, None, "", f"rules file not found: {display}")])
     return path, display
 
 
@@ -242,12 +254,29 @@ def _validate(doc: dict[str, Any]) -> Iterator[tuple[KnobPath, str]]:
     if isinstance(verification, dict):
         hmac_rule = verification.get("hmac")
         if isinstance(hmac_rule, dict) and isinstance(hmac_rule.get("message"), str):
-            for name in _placeholders(hmac_rule["message"]):
+            names = _placeholders(hmac_rule["message"])
+            if not names:
+                yield (
+                    ("verification", "hmac", "message"),
+                    "must sign at least one field: {user_id}, {email}, {name} or {avatar}",
+                )
+            for name in names:
                 if name not in ("user_id", "email", "name", "avatar"):
                     yield (
                         ("verification", "hmac", "message"),
                         f"unknown field {{{name}}}: use user_id, email, name or avatar",
                     )
+    sources = doc.get("input")
+    if isinstance(sources, dict):
+        for field, source in sources.items():
+            if not isinstance(source, str) or ("{" not in source and "}" not in source):
+                continue
+            names = _placeholders(source)
+            if "<unbalanced braces>" in names or not names:
+                yield (
+                    ("input", field),
+                    "a template needs balanced braces around keys: '{a} {b}'",
+                )
     attributes = doc.get("attributes")
     if isinstance(attributes, dict) and isinstance(attributes.get("schema"), dict):
         for name, sub in attributes["schema"].items():

@@ -60,7 +60,10 @@ def schema_errors(doc: Any) -> Iterator[tuple[KnobPath, str]]:
                 path,
                 f"{json.dumps(error.instance)} is not valid: must be {schema['description']}",
             )
-        elif error.validator == "required":
-            yield path, error.message.replace("property", "knob")
+        elif error.validator == "required" and isinstance(error.instance, dict):
+            needed: Any = error.validator_value
+            for key in needed:
+                if key not in error.instance:
+                    yield (*path, key), "this knob is required"
         else:
             yield path, error.message
