@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,7 +95,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
         try:
-            self._open(create)
+            self._open_patiently(create, timeout)
         except sqlite3.Error as exc:
             self._conn.close()
             raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
@@ -102,6 +103,21 @@ class SqliteStore:
             self._conn.close()
             raise
         self.db = sqlite_utils.Database(self._conn)
+
+    def _open_patiently(self, create: bool, timeout: float) -> None:
+        """Open, retrying while another process holds the lock for its own opening: switching
+        the journal to WAL takes the file for a moment without honouring the busy timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._open(create)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                time.sleep(0.01)
 
     def _open(self, create: bool) -> None:
         conn = self._conn
