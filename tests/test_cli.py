@@ -230,12 +230,16 @@ class TestReplay:
         assert any(row["activity"] == ["e3"] for row in rows)
 
     def test_store_detects_duplicates_across_runs(self, tmp_path: Path) -> None:
-        """Events already decided in the store are not decided again by a second replay."""
+        """Another log replaying events the store already decided gets duplicates, no changes."""
         store = tmp_path / "idrules.db"
         cli("replay", EVENTS, "--rules", "helpshift", "--store", store, "-q")
         before = cli("export", "--store", store).stdout
-        again = decisions(cli("replay", EVENTS, "--rules", "helpshift", "--store", store).stdout)
-        assert {d["outcome"] for d in again if d["event_id"]} <= {"duplicate", "rejected"}
+        other = tmp_path / "other.jsonl"  # a new first line: another log, so a new run
+        first = b'{"id": "new-1", "ts": "2026-03-02T08:00:00Z", "type": "logout", "session": "x"}'
+        other.write_bytes(first + b"\n" + Path(EVENTS).read_bytes())
+        again = decisions(cli("replay", other, "--rules", "helpshift", "--store", store).stdout)
+        assert again[0]["outcome"] == "logged_out"
+        assert {d["outcome"] for d in again[1:] if d["event_id"]} == {"duplicate"}
         assert cli("export", "--store", store).stdout == before
 
     def test_secrets_file_strict(self, tmp_path: Path) -> None:

@@ -335,11 +335,16 @@ def diff_command(
         raise InputError(f"events file not found: {events}")
     sink = open(out, "w", encoding="utf-8", newline="\n") if out else None  # noqa: SIM115
     try:
+        labels = (
+            f"{rules} ({engine_a.ruleset.name} {engine_a.ruleset.sha256[:12]})",
+            f"{against} ({engine_b.ruleset.name} {engine_b.ruleset.sha256[:12]})",
+        )
         summary = diff(
             _read_lines(events),
             engine_a,
             engine_b,
             (lambda c: sink.write(dumps(c.to_dict()) + "\n")) if sink else None,
+            labels,
         )
     finally:
         if sink is not None:

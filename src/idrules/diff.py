@@ -80,9 +80,13 @@ def diff(
     engine_a: Engine,
     engine_b: Engine,
     on_change: Callable[[Change], object] | None = None,
+    labels: tuple[str, str] | None = None,
 ) -> DiffSummary:
-    """Decide every line under both engines; count (and report) the events that differ."""
-    summary = DiffSummary(engine_a.ruleset.name, engine_b.ruleset.name)
+    """Decide every line under both engines; count (and report) the events that differ.
+
+    ``labels`` name the two sides in the summary (default: the rulesets' names)."""
+    name_a, name_b = labels or (engine_a.ruleset.name, engine_b.ruleset.name)
+    summary = DiffSummary(name_a, name_b)
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue

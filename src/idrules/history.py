@@ -13,24 +13,24 @@ from .store.sqlite import SqliteStore
 
 
 def find_profile(store: SqliteStore, kind: str, value: str) -> str:
-    """The profile a ``history`` question is about: by id, user id or email (its match key)."""
+    """The profile a ``history`` question is about: by id, user id (exact) or email (its
+    match key). Profiles merged into another count as that one."""
     if kind == "profile":
         found = store.find_profiles("id", value)
     elif kind == "user_id":
-        found = store.find_profiles("user_id", value) or store.find_profiles(
-            "user_key", value.casefold()
-        )
+        found = store.find_profiles("user_id", value)
     else:
         normalized, _ = normalize_email(value.strip())
         found = store.find_profiles("email_key", (normalized or value.strip()).casefold())
-    if not found:
+    roots = list(dict.fromkeys(store.root_of(pid) for pid in found))
+    if not roots:
         raise InputError(f"no profile with {kind.replace('_', ' ')} {value!r} in {store.path}")
-    if len(found) > 1:
+    if len(roots) > 1:
         raise InputError(
-            f"{len(found)} profiles hold {kind.replace('_', ' ')} {value!r} "
-            f"({', '.join(found)}): ask for one with --profile"
+            f"{len(roots)} profiles hold {kind.replace('_', ' ')} {value!r} "
+            f"({', '.join(roots)}): ask for one with --profile"
         )
-    return found[0]
+    return roots[0]
 
 
 def record_dict(record: DecisionRecord) -> dict[str, Any]:

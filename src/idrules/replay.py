@@ -93,6 +93,7 @@ def replay(
     outcomes: Counter[str] = Counter()
     started = last = time.perf_counter()
     count = 0
+    number = 0
     for number, raw in enumerate(lines, start=1):
         if number <= position.last_line:
             if number == position.last_line:
@@ -108,6 +109,11 @@ def replay(
             if now - last >= every:
                 last = now
                 progress(count, now - started)
+    if number < position.last_line:
+        raise InputError(
+            f"the log has {number} lines but the store's replay of it reached line "
+            f"{position.last_line}: the log changed; replay it into a fresh store"
+        )
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(count, seconds)

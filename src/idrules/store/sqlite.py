@@ -450,6 +450,18 @@ class SqliteStore:
                     todo.append(pid)
         return found
 
+    def root_of(self, profile_id: str) -> str:
+        """The profile ``profile_id`` was merged into, followed to the end (itself if none)."""
+        seen = {profile_id}
+        while True:
+            row = self._conn.execute(
+                "SELECT merged_into FROM profiles WHERE id=?", (profile_id,)
+            ).fetchone()
+            if row is None or row[0] is None or row[0] in seen:
+                return profile_id
+            profile_id = row[0]
+            seen.add(profile_id)
+
     def find_profiles(self, column: str, value: str) -> list[str]:
         """Ids of profiles (any state) whose ``user_id``, ``user_key``, ``email_key`` or ``id``
         equals ``value``, earliest first."""
