@@ -259,9 +259,9 @@ class TestTransactions:
         before = list(export_rows(store))
         real_apply = store.apply
 
-        def crash(changes):  # write the profile rows, then fail before the rest
+        def crash(changes, record=None):  # write the profile rows, then fail before the rest
             store._conn.execute("INSERT INTO events (id) VALUES ('half-written')")
-            real_apply(changes)
+            real_apply(changes, record)
             raise RuntimeError("power cut")
 
         monkeypatch.setattr(store, "apply", crash)

@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import attrs
-
 from .attributes import AttributeFilter
 from .decision import Decision
 from .dialect import Dialect
@@ -42,7 +40,9 @@ Clock = Callable[[], datetime]
 class Journal(Protocol):
     """Seals a decision (a replay's decisions file) and returns the record the store keeps."""
 
-    def seal(self, decision: Decision) -> DecisionRecord: ...
+    def seal(self, decision: Decision, keep: bool) -> DecisionRecord | None:
+        """Seal and write ``decision``; its record when ``keep`` (the store keeps records)."""
+        ...
 
 
 class Engine:
@@ -88,11 +88,12 @@ class Engine:
         with store.transaction():
             plan = self.plan(event)
             decision = self._redactor.apply(plan.decision)
+            keep = store.keeps_decisions
             if journal is not None:
-                record: DecisionRecord | None = journal.seal(decision)
+                record = journal.seal(decision, keep)
             else:
-                record = record_of(decision) if store.keeps_decisions else None
-            store.apply(attrs.evolve(plan.changes, record=record) if record else plan.changes)
+                record = record_of(decision) if keep else None
+            store.apply(plan.changes, record)
         return decision
 
     def decide_line(self, raw: bytes | str, line: int | None = None) -> Decision:

@@ -28,6 +28,7 @@ from .rules.model import Ruleset
 from .store.base import Changes, Profile, ProfileWrite, Session, StoreReader, detached
 
 _DAY_US = 86_400 * 1_000_000
+_UNREAD = Session("")  # never equal to a real session: an unread session is always written
 
 
 @attrs.frozen(slots=True)
@@ -47,6 +48,7 @@ class _Draft:
         self.reasons: list[Reason] = []
         self._profiles: dict[str, ProfileWrite] = {}
         self._sessions: dict[str, Session] = {}
+        self._read: dict[str, Session | None] = {}  # sessions as the store holds them
         self.activity: list[tuple[str, str]] = []
         self.moves: list[tuple[str, str]] = []
 
@@ -63,7 +65,11 @@ class _Draft:
         return profile
 
     def session(self, session_id: str) -> Session:
-        found = self._sessions.get(session_id) or self.store.session(session_id)
+        if session_id in self._sessions:
+            return self._sessions[session_id]
+        if session_id not in self._read:
+            self._read[session_id] = self.store.session(session_id)
+        found = self._read[session_id]
         return found if found is not None else Session(session_id)
 
     def set_session(self, session: Session) -> None:
@@ -78,7 +84,7 @@ class _Draft:
         return Changes(
             self.event.id,
             tuple(w for w in self._profiles.values() if w.before != w.after),
-            tuple(self._sessions.values()),
+            tuple(s for s in self._sessions.values() if self._read.get(s.id, _UNREAD) != s),
             tuple(self.activity),
             tuple(self.moves),
         )

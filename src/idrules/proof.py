@@ -19,6 +19,7 @@ import os
 import re
 import string
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import attrs
@@ -355,14 +356,26 @@ _NO_TIME: Any = {
 def _fingerprinted(verified: Verified, what: str, value: Any) -> Verified:
     """The proof's reasons name the token or signature by fingerprint (never by value), so an
     auditor can see the same token come back without ever reading it."""
-    if not isinstance(value, str) or not verified.proof.reasons:
+    proof = verified.proof
+    if not isinstance(value, str) or not proof.reasons:
         return verified
-    mark = f"{what} {fingerprint(value)}"
+    mark = f"{what} {_fingerprint(value)}"
     reasons = tuple(
-        attrs.evolve(r, detail=f"{r.detail}; {mark}" if r.detail else mark)
-        for r in verified.proof.reasons
+        Reason(r.code, r.rule, r.field, f"{r.detail}; {mark}" if r.detail else mark)
+        for r in proof.reasons
     )
-    return attrs.evolve(verified, proof=attrs.evolve(verified.proof, reasons=reasons))
+    return Verified(
+        Proof(proof.verified, reasons, proof.refuse, proof.anonymous),
+        verified.values,
+        verified.attributes,
+        verified.attributes_given,
+    )
+
+
+@lru_cache(maxsize=65_536)
+def _fingerprint(value: str) -> str:
+    """Cached: a returning user sends the same signature or token again and again."""
+    return fingerprint(value)
 
 
 def _decode_signature(text: str, encoding: str) -> bytes | None:

@@ -71,10 +71,10 @@ class Journal:
         self.prev = prev
         self.run = run
 
-    def seal(self, decision: Decision) -> DecisionRecord:
+    def seal(self, decision: Decision, keep: bool = True) -> DecisionRecord | None:
         line, self.prev = seal(decision.to_json(), self.prev)
         self._write(line + "\n")
-        return record_of(decision, self.run, self.prev)
+        return record_of(decision, self.run, self.prev) if keep else None
 
 
 def replay(

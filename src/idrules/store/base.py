@@ -87,7 +87,6 @@ class Changes:
     sessions: tuple[Session, ...] = ()
     activity: tuple[tuple[str, str], ...] = ()  # (track event id, profile id)
     moves: tuple[tuple[str, str], ...] = ()  # move all activity: (from profile, to profile)
-    record: DecisionRecord | None = None
 
 
 def record_of(
@@ -143,7 +142,9 @@ class Store(StoreReader, Protocol):
         """One event's read-modify-write, atomic and isolated from other writers."""
         ...
 
-    def apply(self, changes: Changes) -> None: ...
+    def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
+        """Write one event's changes and, when the store keeps them, its decision record."""
+        ...
 
     def profiles(self) -> Iterator[Profile]:
         """Every profile, in creation order."""

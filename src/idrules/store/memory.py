@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import attrs
 
-from .base import Changes, Profile, Session, detached
+from .base import Changes, DecisionRecord, Profile, Session, detached
 
 
 class MemoryStore:
@@ -66,7 +66,7 @@ class MemoryStore:
     def transaction(self) -> AbstractContextManager[None]:
         return nullcontext()
 
-    def apply(self, changes: Changes) -> None:
+    def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
         for write in changes.profiles:
             self._put_profile(write.after, write.before)
         for session in changes.sessions:
@@ -90,7 +90,8 @@ class MemoryStore:
             self._unindex(old)
         else:
             self._seq[after.id] = len(self._seq)
-        after = attrs.evolve(after, attributes=detached(after.attributes))
+        if any(isinstance(v, (dict, list)) for v in after.attributes.values()):
+            after = attrs.evolve(after, attributes=detached(after.attributes))
         self._profiles[after.id] = after
         if after.state == "active":
             if after.user_key is not None:

@@ -249,32 +249,37 @@ class SqliteStore:
             yield
             return
         conn = self._conn
+        # a savepoint only inside a commit group: alone, the transaction is the event
+        grouped = self.commit_every > 1
         try:
             if not conn.in_transaction:
                 conn.execute("BEGIN IMMEDIATE")
-            conn.execute("SAVEPOINT event")
+            if grouped:
+                conn.execute("SAVEPOINT event")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write store {self.path}: {_why(exc)}") from None
         self._depth += 1
         try:
             yield
         except sqlite3.Error as exc:
-            self._rollback_event()
+            self._rollback_event(grouped)
             raise StoreError(f"store {self.path}: {_why(exc)}") from None
         except BaseException:
-            self._rollback_event()
+            self._rollback_event(grouped)
             raise
         finally:
             self._depth -= 1
-        conn.execute("RELEASE event")
+        if grouped:
+            conn.execute("RELEASE event")
         self._pending += 1
         if self._pending >= self.commit_every:
             self.commit()
 
-    def _rollback_event(self) -> None:
+    def _rollback_event(self, grouped: bool) -> None:
         conn = self._conn
-        conn.execute("ROLLBACK TO event")
-        conn.execute("RELEASE event")
+        if grouped:
+            conn.execute("ROLLBACK TO event")
+            conn.execute("RELEASE event")
         if self._pending == 0:  # nothing else in this group: release the write lock
             conn.execute("ROLLBACK")
 
@@ -341,7 +346,7 @@ class SqliteStore:
         return [row[0] for row in rows]
 
     # writing ---------------------------------------------------------------------------
-    def apply(self, changes: Changes) -> None:
+    def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
         """Write one event's changes (call inside :meth:`transaction`)."""
         conn = self._conn
         for write in changes.profiles:
@@ -377,7 +382,6 @@ class SqliteStore:
             conn.execute("UPDATE activity SET profile=? WHERE profile=?", (target, source))
         if changes.event_id is not None:
             conn.execute("INSERT INTO events (id) VALUES (?)", (changes.event_id,))
-        record = changes.record
         if record is not None:
             conn.execute(
                 "INSERT INTO decisions (run, line, event_id, outcome, profile, merged, reasons, "
