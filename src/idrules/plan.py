@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from .decision import Decision, Identity, Reason, RulesetRef
+from .decision import Decision, Identity, Outcome, Reason, RulesetRef
 from .events import Event, InvalidEvent
 from .fields import Checked, CheckedIdentity
 from .proof import Proof
@@ -438,9 +438,13 @@ class Planner:
 
     # anonymous and refused -------------------------------------------------------------
     def _refused(self, d: _Draft, identity: Identity | None) -> Plan:
+        return self._unchanged(d, "rejected", identity)
+
+    def _unchanged(self, d: _Draft, outcome: Outcome, identity: Identity | None) -> Plan:
+        """A decision with no profile that changes nothing but the record of its event id."""
         decision = Decision(
             d.event.id,
-            "rejected",
+            outcome,
             self.ref,
             identity=identity,
             reasons=tuple(d.reasons),
@@ -451,15 +455,7 @@ class Planner:
     def _anonymous(self, d: _Draft, identity: Identity) -> Plan:
         """The caller is anonymous: the session acts as its anonymous profile, as after logout."""
         if d.event.session is None:
-            decision = Decision(
-                d.event.id,
-                "anonymous",
-                self.ref,
-                identity=identity,
-                reasons=tuple(d.reasons),
-                line=d.event.line,
-            )
-            return Plan(decision, Changes(d.event.id))
+            return self._unchanged(d, "anonymous", identity)
         session = self._logged_out(d, d.session(d.event.session))
         anon, created = self._anon_for(d, session)
         d.put(attrs.evolve(anon, last_seen=max(anon.last_seen, d.event.ts)))
