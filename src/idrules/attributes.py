@@ -7,6 +7,7 @@ schema is ``invalid`` (dropped or the call rejected). Each such attribute is a r
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,12 @@ _NOTHING = Filtered({})
 #: how deep an attribute's value may nest; deeper values are invalid (they would only ever be
 #: an attack on the recursion of JSON writers and copies)
 MAX_DEPTH = 32
+
+
+def _own(value: Any) -> Any:
+    """A kept value shares nothing with the payload or a cached token's claims (it is at most
+    MAX_DEPTH deep, so the copy is safe)."""
+    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -95,11 +102,11 @@ class AttributeFilter:
                     )
                 )
                 if self._unknown == "keep":
-                    kept[name] = value
+                    kept[name] = _own(value)
                 elif self._unknown == "reject":
                     reject = True
             elif validator.is_valid(value):
-                kept[name] = value
+                kept[name] = _own(value)
             else:
                 reasons.append(
                     Reason(

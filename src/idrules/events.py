@@ -105,13 +105,18 @@ def parse_ts(value: Any) -> int | None:
     """RFC 3339 text -> microseconds since the epoch, or None when it is not RFC 3339."""
     if not isinstance(value, str):
         return None
-    if len(value) == 20 and value[19] == "Z" and value[10] == "T" and value.isascii():
-        # the common shape, "2026-03-01T12:00:00Z": fromisoformat checks every digit
-        if value[4] == value[7] == "-" and value[13] == value[16] == ":":
-            try:
-                return int(datetime.fromisoformat(value).timestamp()) * 1_000_000
-            except ValueError:
-                return None
+    if (  # the common shape, "2026-03-01T12:00:00Z": fromisoformat checks every digit
+        len(value) == 20
+        and value.isascii()
+        and value[19] == "Z"
+        and value[10] == "T"
+        and value[4] == value[7] == "-"
+        and value[13] == value[16] == ":"
+    ):
+        try:
+            return int(datetime.fromisoformat(value).timestamp()) * 1_000_000
+        except ValueError:
+            return None
     if not _RFC3339.fullmatch(value):
         return None
     text = value.upper().replace(" ", "T")

@@ -33,6 +33,7 @@ from .keys import read_secret
 from .rules.model import Ruleset
 
 MAX_TOKEN_BYTES = 8 * 1024
+_TOKEN_CACHE = 4096
 REGISTERED_CLAIMS = frozenset(("iss", "sub", "aud", "exp", "nbf", "iat", "jti"))
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 _B64 = re.compile(r"[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?")
@@ -98,6 +99,9 @@ class Prover:
         self._leeway_us = jwt_rules.leeway_s * _US
         self._max_age_us = None if jwt_rules.max_age_s is None else jwt_rules.max_age_s * _US
         self._extra = jwt_rules.extra_claims == "attributes"
+        # tokens already verified -> (key name, claims): a widget re-sends the same token
+        # until it expires; only the time claims are checked again, against each event's ts
+        self._tokens: dict[str, tuple[str, dict[str, Any]]] = {}
         mapped_claims = set(self._claims.values())
         self._skip_claims = REGISTERED_CLAIMS | mapped_claims
         cite = ruleset.cite
@@ -209,43 +213,16 @@ class Prover:
             return self._fail(
                 nothing, "auth.invalid", "method", "token", "the token is larger than 8 KiB"
             )
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            return self._fail(nothing, "auth.invalid", "method", "token", "the token is malformed")
-        algorithm = header.get("alg")
-        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
-            shown = algorithm if isinstance(algorithm, str) and len(algorithm) <= 16 else "?"
-            return self._fail(
-                nothing,
-                "auth.algorithm",
-                "jwt.algorithms",
-                "token",
-                f"algorithm {shown!r} is not allowed",
-            )
-        claims: dict[str, Any] | None = None
-        key_name = ""
-        for name, key in self._keys.items():
-            try:
-                claims = jwt.decode(token, key, algorithms=self._algorithms, options=_NO_TIME)
-            except jwt.InvalidSignatureError:
-                continue
-            except jwt.PyJWTError:
-                return self._fail(
-                    nothing, "auth.invalid", "method", "token", "the token is malformed"
-                )
-            key_name = name
-            break
-        if claims is None:
-            return self._fail(
-                nothing,
-                "auth.invalid",
-                "keys",
-                "token",
-                "the token's signature does not match any key",
-            )
-        if not_json_text(claims) is not None:  # NaN/Infinity: never into a decision or a clock
-            return self._fail(nothing, "auth.invalid", "method", "token", "the token is malformed")
+        cached = self._tokens.get(token)
+        if cached is None:
+            decoded = self._decode(token, nothing)
+            if isinstance(decoded, Verified):
+                return decoded
+            cached = decoded
+            if len(self._tokens) >= _TOKEN_CACHE:
+                del self._tokens[next(iter(self._tokens))]  # the oldest
+            self._tokens[token] = cached
+        key_name, claims = cached
         problem = self._time_problem(claims, ts)
         if problem is not None:
             code, knob, detail = problem
@@ -264,6 +241,38 @@ class Prover:
         if not self._extra:
             extra = {}
         return Verified(self._verified(key_name), values, extra, bool(extra))
+
+    def _decode(self, token: str, nothing: Verified) -> tuple[str, dict[str, Any]] | Verified:
+        """The key that verifies ``token`` and its claims (times not checked), or the failure.
+
+        One parse per key: PyJWT itself refuses an algorithm outside the allow-list (the
+        header is read again only to name it in the reason, on that rare path)."""
+        for name, key in self._keys.items():
+            try:
+                claims = jwt.decode(token, key, algorithms=self._algorithms, options=_NO_TIME)
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.InvalidAlgorithmError:
+                return self._fail(
+                    nothing,
+                    "auth.algorithm",
+                    "jwt.algorithms",
+                    "token",
+                    f"algorithm {_algorithm_of(token)!r} is not allowed",
+                )
+            except jwt.PyJWTError:
+                return self._fail(
+                    nothing, "auth.invalid", "method", "token", "the token is malformed"
+                )
+            if not isinstance(claims, dict) or not_json_text(claims) is not None:
+                # NaN/Infinity: never into a decision or a clock
+                return self._fail(
+                    nothing, "auth.invalid", "method", "token", "the token is malformed"
+                )
+            return name, claims
+        return self._fail(
+            nothing, "auth.invalid", "keys", "token", "the token's signature does not match any key"
+        )
 
     def _time_problem(self, claims: Mapping[str, Any], ts: int) -> tuple[str, str, str] | None:
         leeway = self._leeway_us
@@ -351,6 +360,15 @@ _NO_TIME: Any = {
     "verify_jti": False,
     "require": [],
 }
+
+
+def _algorithm_of(token: str) -> str:
+    """The token's declared algorithm, for a reason's detail (short, or "?")."""
+    try:
+        algorithm = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError:
+        return "?"
+    return algorithm if isinstance(algorithm, str) and len(algorithm) <= 16 else "?"
 
 
 def _fingerprinted(verified: Verified, what: str, value: Any) -> Verified:
