@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_support import assert_one_line_error, cli
 
 QUACKBACK_SECRET = "s3cr3t-current-key-0123456789abcdef"
 OVERRIDE = """\
@@ -24,36 +23,6 @@ anonymous:
 
 
 # helpers -------------------------------------------------------------------------------------
-def clean_env() -> dict[str, str]:
-    """The environment without any idrules secret."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("IDRULES_SECRET_")}
-
-
-def cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m idrules ARGS`` in ``cwd``, capturing its text output."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "idrules", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        env=clean_env(),
-        timeout=60,
-    )
-    return subprocess.CompletedProcess(
-        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
-    )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit 1, nothing on stdout, one `idrules: error:` line on stderr, no traceback."""
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    assert proc.stdout == ""
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("idrules: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def write_log(path: Path, events: list[dict | str]) -> Path:

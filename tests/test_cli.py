@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import assert_one_line_error, clean_env, cli
 
 from idrules import Engine, MemoryStore, export_rows, replay
 
@@ -37,34 +38,6 @@ EXPORT_KEYS = [
     "activity",
     "merged_into",
 ]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any idrules secret, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDRULES_SECRET_")}
-    env.update(extra)
-    return env
-
-
-def cli(
-    *args: str | Path,
-    stdin: str | bytes | None = None,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m idrules ARGS`` and capture its text output."""
-    data = stdin.encode() if isinstance(stdin, str) else stdin
-    proc = subprocess.run(
-        [sys.executable, "-m", "idrules", *map(str, args)],
-        input=data if data is not None else b"",
-        capture_output=True,
-        env=env if env is not None else clean_env(),
-        cwd=cwd,
-        timeout=60,
-    )
-    return subprocess.CompletedProcess(
-        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
-    )
 
 
 def decisions(text: str) -> list[dict]:
@@ -100,19 +73,6 @@ def secrets_file(tmp_path: Path, secret: str = SECRET, name: str = "secrets.json
     path = tmp_path / name
     path.write_text(json.dumps({"current": secret}))
     return path
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit 1, nothing on stdout, one line on stderr starting `idrules: `, no traceback."""
-    assert proc.returncode == 1, (proc.returncode, proc.stderr)
-    assert proc.stdout == ""
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("idrules: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def in_process(rules: str, path: Path, **engine_args) -> tuple[list[str], list[dict]]:

@@ -12,7 +12,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cli_support import assert_one_line_error, clean_env, cli, command
 
 BIG_LOG_LINES = 2400
 SMALL_LOG_LINES = 400
@@ -83,25 +83,6 @@ def make_log(lines: int, seed: int) -> bytes:
     return ("\n".join(out) + "\n").encode()
 
 
-def clean_env() -> dict[str, str]:
-    """The environment without any idrules secret."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("IDRULES_SECRET_")}
-
-
-def command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "idrules", *map(str, args)]
-
-
-def cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m idrules ARGS`` in ``cwd`` to completion, capturing its text output."""
-    proc = subprocess.run(
-        command(*args), cwd=cwd, capture_output=True, env=clean_env(), timeout=120
-    )
-    return subprocess.CompletedProcess(
-        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
-    )
-
-
 def replay_args(log: Path, *extra: str, out: bool = True, rules: str = "helpshift") -> list[str]:
     """The replay command every run of one scenario repeats (paths relative to its folder)."""
     args = ["replay", str(log), "--rules", rules, "--store", "s.db"]
@@ -135,19 +116,6 @@ def stored_decisions(db: Path) -> list[tuple[int, int, str, str]]:
     finally:
         conn.close()
     return [tuple(row) for row in rows]
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit 1, nothing on stdout, one `idrules: error:` line on stderr, no traceback."""
-    assert proc.returncode == 1, (proc.returncode, proc.stderr)
-    assert proc.stdout == ""
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("idrules: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 @dataclass(frozen=True)
