@@ -107,9 +107,14 @@ class Decision:
         return dumps(self.to_dict())
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
-    """Canonical JSON text: compact, UTF-8 (not ASCII-escaped), keys in the given order."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Canonical JSON text: compact, UTF-8 (not ASCII-escaped), keys in the given order.
+
+    One encoder for the process: ``json.dumps`` with options builds a new one per call."""
+    return _ENCODER.encode(value)
 
 
 def fingerprint(secret_value: str | bytes) -> str:

@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import os
 import re
 import string
@@ -26,7 +25,7 @@ import attrs
 import jwt
 
 from ._errors import SecretsError
-from .decision import Reason, fingerprint
+from .decision import Reason, dumps, fingerprint
 from .dialect import Mapped
 from .events import not_json_text
 from .keys import read_secret
@@ -192,11 +191,7 @@ class Prover:
                 value = values.get(name)
                 if value is None:
                     continue
-                out.append(
-                    value
-                    if isinstance(value, str)
-                    else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-                )
+                out.append(value if isinstance(value, str) else dumps(value))
         return "".join(out)
 
     # jwt -------------------------------------------------------------------------------

@@ -9,14 +9,13 @@ Two implementations: :mod:`.memory` (tests, benchmarks, replays without ``--stor
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 import attrs
 
-from ..decision import Decision
+from ..decision import Decision, dumps
 
 State = Literal["active", "merged", "cleared", "expired"]
 
@@ -93,11 +92,7 @@ def record_of(
     decision: Decision, run: int | None = None, digest: str | None = None
 ) -> DecisionRecord:
     """The compact record a store keeps of an applied decision."""
-    reasons = json.dumps(
-        [[r.code, r.rule, r.field, r.detail] for r in decision.reasons],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    reasons = dumps([[r.code, r.rule, r.field, r.detail] for r in decision.reasons])
     return DecisionRecord(
         decision.event_id,
         decision.outcome,

@@ -22,6 +22,7 @@ import attrs
 import sqlite_utils
 
 from .._errors import StoreError
+from ..decision import dumps
 from .base import Changes, DecisionRecord, Profile, Session
 
 SCHEMA_VERSION = "2"
@@ -392,7 +393,7 @@ class SqliteStore:
                     record.event_id,
                     record.outcome,
                     record.profile,
-                    json.dumps(list(record.merged)),
+                    dumps(list(record.merged)),
                     record.reasons,
                     record.hash,
                 ),
