@@ -309,6 +309,16 @@ class TestSessions:
         assert row(engine, t.profile)["state"] == "active"
         assert row(engine, t.profile)["activity"] == ["t1"]
 
+    def test_promotion_keeps_the_inline_email(self, tmp_path: Path) -> None:
+        """Promoted by an identify without email, the profile keeps the email typed earlier."""
+        engine = engine_for(tmp_path, "anonymous: {on_identify: merge}\n")
+        t = engine.track("vote", session="s", id="t1", ts=TS, email="Ada@Example.com")
+        d = ident(engine, "i1", user_id="u1")
+        assert (d.profile, d.created) == (t.profile, False)
+        assert row(engine, d.profile)["email"] == "Ada@example.com"
+        again = ident(engine, "i2", session="other", email="ada@EXAMPLE.com")
+        assert again.profile == d.profile and "match.email" in again.codes
+
     def test_merge_promotes_when_new(self, tmp_path: Path) -> None:
         """merge: a new identity takes over the anonymous profile itself (same id)."""
         engine = engine_for(tmp_path, "anonymous: {on_identify: merge}\n")

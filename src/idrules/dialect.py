@@ -23,7 +23,6 @@ CANONICAL = ("user_id", "email", "name", "avatar", "signature", "token")
 _SPACES = re.compile(r" {2,}")
 
 Getter = Callable[[Mapping[str, Any]], Any]
-MISSING: Any = None  # a field is absent when its value is None (JSON null counts as absent)
 
 
 @attrs.frozen(slots=True)
@@ -65,10 +64,6 @@ class Dialect:
             return Mapped(values, rest, bool(rest))
         raw = payload.get(self._attributes)
         return Mapped(values, raw, raw is not None)
-
-    @property
-    def attributes_source(self) -> str | None:
-        return self._attributes
 
 
 def _compile(source: str | tuple[str, ...] | list[str]) -> tuple[Getter, set[str]]:

@@ -293,15 +293,9 @@ class Planner:
         return Profile(
             id=d.new_profile_id(),
             created_by=d.event.id,
-            user_id=identity.user_id,
-            user_key=checked.key("user_id"),
-            email=identity.email,
-            email_key=checked.key("email"),
-            name=identity.name,
-            avatar=identity.avatar,
-            verified=identity.verified,
             attributes=dict(attributes),
             last_seen=d.event.ts,
+            **_identified_as(checked, identity),
         )
 
     def _update_found(
@@ -364,18 +358,15 @@ class Planner:
                 "the session's anonymous profile became this profile",
             )
         )
+        fields = _identified_as(checked, identity)
+        if fields["email"] is None:  # keep the email the visitor typed into the prompt
+            fields.update(email=anon.email, email_key=anon.email_key)
         return attrs.evolve(
             anon,
             anonymous=False,
-            user_id=identity.user_id,
-            user_key=checked.key("user_id"),
-            email=identity.email,
-            email_key=checked.key("email"),
-            name=identity.name,
-            avatar=identity.avatar,
-            verified=identity.verified,
             attributes={**anon.attributes, **attributes},
             last_seen=d.event.ts,
+            **fields,
         )
 
     def _enter(
@@ -615,3 +606,16 @@ class Planner:
                 # state starts afresh
                 current = None if session.current == profile_id else session.current
                 d.set_session(Session(session.id, current))
+
+
+def _identified_as(checked: CheckedIdentity, identity: Identity) -> dict[str, Any]:
+    """What a new (or newly promoted) profile takes from the identity that made it."""
+    return {
+        "user_id": identity.user_id,
+        "user_key": checked.key("user_id"),
+        "email": identity.email,
+        "email_key": checked.key("email"),
+        "name": identity.name,
+        "avatar": identity.avatar,
+        "verified": identity.verified,
+    }

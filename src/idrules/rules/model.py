@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 import attrs
 
-Canonical = Literal["user_id", "email", "name", "avatar", "signature", "token"]
 Source = str | tuple[str, ...] | None
 
 #: canonical identity fields, in the order their checks run and decisions list them
@@ -163,7 +162,3 @@ class Ruleset:
     def field(self, name: str) -> FieldRule:
         rule: FieldRule = getattr(self.fields, name)
         return rule
-
-    def summary(self) -> dict[str, str]:
-        """The ``ruleset`` block of a decision."""
-        return {"name": self.name, "version": self.version, "sha256": self.sha256}
