@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from functools import cached_property
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
 import attrs
@@ -33,6 +35,11 @@ class Reason:
         if self.detail is not None:
             out["detail"] = self.detail
         return out
+
+    @cached_property
+    def json(self) -> str:
+        """This reason's JSON text, made once: most reasons are constants of a compiled rule."""
+        return dumps(self.to_dict())
 
 
 @attrs.frozen(slots=True)
@@ -65,6 +72,11 @@ class RulesetRef:
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    @cached_property
+    def json(self) -> str:
+        """This reference's JSON text, made once: every decision of a ruleset carries it."""
+        return dumps(self.to_dict())
 
 
 @attrs.frozen(slots=True)
@@ -103,8 +115,27 @@ class Decision:
         return out
 
     def to_json(self) -> str:
-        """The canonical one-line JSON text of this decision."""
-        return dumps(self.to_dict())
+        """The canonical one-line JSON text of this decision: :meth:`to_dict` encoded, built
+        from parts (a replay writes one per event; reasons and ruleset encode once each)."""
+        line = "" if self.line is None else f',"line":{self.line}'
+        identity = self.identity
+        if identity is None:
+            who = "null"
+        else:
+            who = (
+                f'{{"user_id":{_text(identity.user_id)},"email":{_text(identity.email)},'
+                f'"name":{_text(identity.name)},"avatar":{_text(identity.avatar)},'
+                f'"verified":{"true" if identity.verified else "false"}}}'
+            )
+        attributes = dumps(dict(sorted(self.attributes.items()))) if self.attributes else "{}"
+        merged = ",".join(map(encode_basestring, self.merged))
+        reasons = ",".join([reason.json for reason in self.reasons])
+        return (
+            f'{{"event_id":{_text(self.event_id)}{line},"outcome":"{self.outcome}",'
+            f'"profile":{_text(self.profile)},"created":{"true" if self.created else "false"},'
+            f'"merged":[{merged}],"identity":{who},"attributes":{attributes},'
+            f'"reasons":[{reasons}],"ruleset":{self.ruleset.json}}}'
+        )
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -115,6 +146,10 @@ def dumps(value: Any) -> str:
 
     One encoder for the process: ``json.dumps`` with options builds a new one per call."""
     return _ENCODER.encode(value)
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
 
 
 def fingerprint(secret_value: str | bytes) -> str:

@@ -18,6 +18,16 @@ EventType = Literal["identify", "track", "logout"]
 _TYPES: frozenset[str] = frozenset(("identify", "track", "logout"))
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_JSON_SPACE = " \t\n\r"
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: refuse them rather than echo them into decisions."""
+    raise ValueError(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_SCAN = _DECODER.scan_once
 
 
 @attrs.frozen(slots=True)
@@ -49,7 +59,7 @@ def parse_line(raw: bytes | str, line: int | None = None) -> Event | InvalidEven
         except UnicodeDecodeError:
             return InvalidEvent(None, "line is not UTF-8 text", line)
     try:
-        obj = json.loads(raw, parse_constant=_reject_constant)
+        obj = _decode(raw)
     except (ValueError, RecursionError):
         return InvalidEvent(None, "line is not valid JSON", line)
     if "\\u" in raw or not raw.isascii():
@@ -59,6 +69,19 @@ def parse_line(raw: bytes | str, line: int | None = None) -> Event | InvalidEven
     return parse_object(obj, line)
 
 
+def _decode(text: str) -> Any:
+    """One JSON value filling ``text`` (JSON whitespace around it allowed).
+
+    The decoder is built once: ``json.loads`` with an option builds a new one per call."""
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:  # leading whitespace (rare), or not JSON at all
+        return _DECODER.decode(text)
+    if end != len(text) and text[end:].strip(_JSON_SPACE):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def invalid_value(obj: Any, problem: str, line: int | None = None) -> InvalidEvent:
     """An event refused for a value JSON text cannot carry (its id kept when readable)."""
     event_id = _read_id(obj)
@@ -66,9 +89,6 @@ def invalid_value(obj: Any, problem: str, line: int | None = None) -> InvalidEve
     return InvalidEvent(readable, problem, line)
 
 
-def _reject_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON: refuse them rather than echo them into decisions."""
-    raise ValueError(name)
 
 
 def parse_object(obj: Any, line: int | None = None) -> Event | InvalidEvent:

@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any, Literal
 
 import attrs
-from email_validator import EmailNotValidError, validate_email
 
 from .decision import Reason
+from .emails import EmailCache
 from .rules.model import IDENTITY_FIELDS, FieldRule, Ruleset
 
 Policy = Literal["anonymous", "reject", "drop"]
@@ -69,7 +68,9 @@ def _is_absent(result: Checked) -> bool:
 class FieldChecker:
     """The compiled checks for one field: citations resolved once, not per event."""
 
-    def __init__(self, name: str, rule: FieldRule, ruleset: Ruleset) -> None:
+    def __init__(
+        self, name: str, rule: FieldRule, ruleset: Ruleset, emails: EmailCache | None = None
+    ) -> None:
         self.name = name
         self.rule = rule
         knob = f"fields.{name}"
@@ -88,6 +89,7 @@ class FieldChecker:
         }
         self._blocked = frozenset(value.casefold() for value in rule.blocked)
         self._is_email = name == "email"
+        self._emails = emails or EmailCache()
 
     def absent(self, raw: Any) -> bool:
         """Whether a value as sent counts as not given: null, or empty under ``empty: absent``."""
@@ -142,7 +144,7 @@ class FieldChecker:
             )
         if self._is_email:
             if rule.validate:
-                normalized, error = normalize_email(value)
+                normalized, error = self._emails(value)
                 if normalized is None:
                     return self._fail_code("email.invalid", "validate", error, reasons)
                 value = normalized
@@ -185,8 +187,10 @@ class IdentityChecker:
     """Checks every identity field of a call and applies ``required`` (SPEC §4)."""
 
     def __init__(self, ruleset: Ruleset) -> None:
+        emails = EmailCache()  # one per engine: its checks of inline emails share it
         self.checkers = {
-            name: FieldChecker(name, ruleset.field(name), ruleset) for name in IDENTITY_FIELDS
+            name: FieldChecker(name, ruleset.field(name), ruleset, emails)
+            for name in IDENTITY_FIELDS
         }
 
     def check(self, values: Mapping[str, Any]) -> CheckedIdentity:
@@ -212,16 +216,6 @@ class IdentityChecker:
     def check_email(self, raw: Any) -> Checked:
         """Check an inline email (a ``track``'s prompt) with the email rule."""
         return self.checkers["email"].check(raw)
-
-
-@lru_cache(maxsize=65_536)
-def normalize_email(text: str) -> tuple[str | None, str | None]:
-    """email-validator's normalised form, or its error message. Syntax only, never DNS."""
-    try:
-        result = validate_email(text, check_deliverability=False)
-    except EmailNotValidError as exc:
-        return None, str(exc)
-    return result.normalized, None
 
 
 def _json_type(value: Any) -> str:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ._errors import InputError
-from .fields import normalize_email
+from .emails import normalize_email
 from .store.base import DecisionRecord
 from .store.sqlite import SqliteStore
 

@@ -1,0 +1,82 @@
+"""Email syntax through email-validator (syntax only, never DNS), cached for a hot path.
+
+:func:`normalize_email` is email-validator's verdict: the normalised address, or its error
+message. :class:`EmailCache` gives the same answers faster, per engine:
+
+- almost every address in a log is a plain ASCII ``local@domain``, and almost all of the
+  library's time goes into the domain (IDNA, UTS 46 per character). For a plain local part
+  (the library's own dot-atom pattern) the normalised address is the local part unchanged, an
+  ``@`` and the normalised domain, so the domain's verdict is cached and shared by every
+  address at that domain;
+- anything else (non-ASCII, quoting, display names, special mailbox names, domains the
+  library rewrites, failures, whose messages name the address) goes to the library itself,
+  cached by the whole address.
+
+``tests/test_emails.py`` checks the two paths agree on generated addresses.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import (
+    CASE_INSENSITIVE_MAILBOX_NAMES,
+    DOT_ATOM_TEXT,
+    EMAIL_MAX_LENGTH,
+)
+
+#: a domain spelled only with these is read the same in any address (no quoting, no brackets)
+_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
+_SPECIAL_LOCAL = frozenset(name.lower() for name in CASE_INSENSITIVE_MAILBOX_NAMES)
+_DOMAINS = 4_096
+
+
+def normalize_email(text: str) -> tuple[str | None, str | None]:
+    """email-validator's normalised form of ``text``, or its error message (never DNS)."""
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, str(exc)
+    return result.normalized, None
+
+
+class EmailCache:
+    """:func:`normalize_email` with a per-domain cache for plain addresses and a per-address
+    cache for the rest (each bounded; one per engine, so engines never share state)."""
+
+    def __init__(self, size: int = 65_536) -> None:
+        self._domains: dict[str, str | None] = {}
+        self._whole = lru_cache(maxsize=size)(normalize_email)
+
+    def __call__(self, text: str) -> tuple[str | None, str | None]:
+        local, at, domain = text.partition("@")
+        if (
+            at
+            and len(text) <= EMAIL_MAX_LENGTH
+            and text.isascii()
+            and DOT_ATOM_TEXT.match(local)
+            and _PLAIN_DOMAIN.fullmatch(domain)
+            and local.lower() not in _SPECIAL_LOCAL
+        ):
+            normalized = self._domain(domain)
+            if normalized is not None and len(local) + 1 + len(normalized) <= EMAIL_MAX_LENGTH:
+                return f"{local}@{normalized}", None
+        return self._whole(text)
+
+    def _domain(self, domain: str) -> str | None:
+        """The domain as the library normalises it, or None when only the library itself may
+        answer for addresses there (an invalid domain, or one it turns into Unicode)."""
+        if domain in self._domains:
+            return self._domains[domain]
+        if len(self._domains) >= _DOMAINS:
+            self._domains.clear()
+        try:
+            result = validate_email("a@" + domain, check_deliverability=False)
+        except EmailNotValidError:
+            normalized = None
+        else:
+            normalized = result.domain if result.domain == result.ascii_domain else None
+        self._domains[domain] = normalized
+        return normalized
