@@ -27,7 +27,7 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_SCAN = _DECODER.scan_once
+_SCAN: Any = _DECODER.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
 
 
 @attrs.frozen(slots=True)
@@ -87,8 +87,6 @@ def invalid_value(obj: Any, problem: str, line: int | None = None) -> InvalidEve
     event_id = _read_id(obj)
     readable = event_id if event_id is not None and not_json_text(event_id) is None else None
     return InvalidEvent(readable, problem, line)
-
-
 
 
 def parse_object(obj: Any, line: int | None = None) -> Event | InvalidEvent:

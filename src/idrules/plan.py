@@ -42,6 +42,17 @@ class Plan:
 class _Draft:
     """The planner's scratch view: the store as read, overlaid with what this event changes."""
 
+    __slots__ = (
+        "_profiles",
+        "_read",
+        "_sessions",
+        "activity",
+        "event",
+        "moves",
+        "reasons",
+        "store",
+    )
+
     def __init__(self, store: StoreReader, event: Event) -> None:
         self.store = store
         self.event = event
@@ -81,13 +92,13 @@ class _Draft:
         return "p_" + digest[:16]
 
     def changes(self) -> Changes:
-        return Changes(
-            self.event.id,
-            tuple(w for w in self._profiles.values() if w.before != w.after),
-            tuple(s for s in self._sessions.values() if self._read.get(s.id, _UNREAD) != s),
-            tuple(self.activity),
-            tuple(self.moves),
+        """What differs from the store as read (a profile or session put back unchanged is
+        not written)."""
+        profiles = tuple(
+            w for w in self._profiles.values() if w.after is not w.before and w.before != w.after
         )
+        sessions = tuple(s for s in self._sessions.values() if self._read.get(s.id, _UNREAD) != s)
+        return Changes(self.event.id, profiles, sessions, tuple(self.activity), tuple(self.moves))
 
 
 class Planner:
@@ -120,6 +131,59 @@ class Planner:
             "protect": cite("verification.protect_verified"),
             "mode": cite("verification.mode"),
         }
+        c = self._c
+        # the reasons that carry nothing of the event: built once, encoded once
+        self._r = {
+            "match.user_id": Reason("match.user_id", c["precedence"], "user_id"),
+            "match.email": Reason("match.email", c["precedence"], "email"),
+            "conflict": Reason(
+                "conflict.email_other_user_id",
+                c["other"],
+                "email",
+                "the email's profile has another user id",
+            ),
+            "protected": Reason(
+                "auth.protected_profile",
+                c["protect"],
+                None,
+                "an unverified call may not act as a verified profile",
+            ),
+            "attached": Reason("identifier.attached", c["without"], "user_id"),
+            "created": Reason("profile.created", c["precedence"]),
+            "created.without": Reason(
+                "profile.created", c["without"], None, "the email's profile has no user id"
+            ),
+            "promoted": Reason(
+                "anonymous.promoted",
+                c["on_identify"],
+                None,
+                "the session's anonymous profile became this profile",
+            ),
+            "blocked": Reason(
+                "merge.blocked",
+                c["on_identify"],
+                None,
+                "two identified profiles are never merged",
+            ),
+            "inline.needs_proof": Reason(
+                "auth.missing", c["mode"], "email", "an inline email is not accepted without proof"
+            ),
+            "email_required": Reason(
+                "activity.email_required",
+                c["requires_email"],
+                "email",
+                "anonymous activity needs an email",
+            ),
+            "inline.updated": Reason("profile.updated", c["anonymous"], "email", "inline email"),
+            "anonymous.created": Reason("anonymous.created", c["anonymous"]),
+        }
+        self._r_updated = {
+            name: Reason("profile.updated", c["update"], name)
+            for name in ("email", "name", "avatar", "attributes")
+        }
+        self._r_duplicate = Reason(
+            "event.duplicate", None, None, "this event id was already decided"
+        )
 
     # events that change nothing ------------------------------------------------------
     def invalid(self, event: InvalidEvent) -> Plan:
@@ -128,8 +192,9 @@ class Planner:
         return Plan(decision, Changes(event.id))
 
     def duplicate(self, event_id: str, line: int | None) -> Plan:
-        reason = Reason("event.duplicate", None, None, "this event id was already decided")
-        decision = Decision(event_id, "duplicate", self.ref, reasons=(reason,), line=line)
+        decision = Decision(
+            event_id, "duplicate", self.ref, reasons=(self._r_duplicate,), line=line
+        )
         return Plan(decision, Changes(None))
 
     # identify --------------------------------------------------------------------------
@@ -176,43 +241,29 @@ class Planner:
         found, via = self._match(d, checked, own)
         user_key = checked.key("user_id")
         attach = False
-        create_cite: tuple[str, str | None] = (self._c["precedence"], None)
+        create_reason = self._r["created"]
         if found is not None and via == "email" and user_key not in (None, found.user_key):
             if found.user_key is None:
                 holder = d.store.by_user_key(user_key) if user_key is not None else None
                 if holder is not None:  # the user id has a profile of its own: it wins
-                    d.reasons.append(Reason("match.user_id", self._c["precedence"], "user_id"))
+                    d.reasons.append(self._r["match.user_id"])
                     found = holder
                 elif self._without_user_id == "attach":
                     attach = True
                 else:
-                    create_cite = (self._c["without"], "the email's profile has no user id")
+                    create_reason = self._r["created.without"]
                     found = None
             else:
-                d.reasons.append(
-                    Reason(
-                        "conflict.email_other_user_id",
-                        self._c["other"],
-                        "email",
-                        "the email's profile has another user id",
-                    )
-                )
+                d.reasons.append(self._r["conflict"])
                 if self._other_user_id == "reject":
                     return self._refused(d, identity)
                 found = None
         if found is None and user_key is not None:
             found = d.store.by_user_key(user_key)  # keep user ids unique whatever the precedence
             if found is not None:
-                d.reasons.append(Reason("match.user_id", self._c["precedence"], "user_id"))
+                d.reasons.append(self._r["match.user_id"])
         if found is not None and found.verified and not identity.verified and self._protect:
-            d.reasons.append(
-                Reason(
-                    "auth.protected_profile",
-                    self._c["protect"],
-                    None,
-                    "an unverified call may not act as a verified profile",
-                )
-            )
+            d.reasons.append(self._r["protected"])
             return self._refused(d, identity)
         merged: tuple[str, ...] = ()
         promoted = False
@@ -230,7 +281,10 @@ class Planner:
                     True,
                 )
             else:
-                target, created = self._create(d, checked, identity, attributes, create_cite), True
+                target, created = (
+                    self._create(d, checked, identity, attributes, create_reason),
+                    True,
+                )
         if session is not None:
             merged = self._enter(d, session, target, promoted)
         d.put(target)
@@ -259,7 +313,7 @@ class Planner:
             if kind == "user_id":
                 found = d.store.by_user_key(key)
                 if found is not None:
-                    d.reasons.append(Reason("match.user_id", self._c["precedence"], "user_id"))
+                    d.reasons.append(self._r["match.user_id"])
                     return found, kind
                 continue
             candidates = [
@@ -268,7 +322,7 @@ class Planner:
                 if p.id not in own and not self._expired(p, d.event.ts)
             ]
             if candidates:
-                d.reasons.append(Reason("match.email", self._c["precedence"], "email"))
+                d.reasons.append(self._r["match.email"])
                 if len(candidates) > 1:
                     d.reasons.append(
                         Reason(
@@ -287,9 +341,9 @@ class Planner:
         checked: CheckedIdentity,
         identity: Identity,
         attributes: Mapping[str, Any],
-        cite: tuple[str, str | None],
+        reason: Reason,
     ) -> Profile:
-        d.reasons.append(Reason("profile.created", cite[0], None, cite[1]))
+        d.reasons.append(reason)
         return Profile(
             id=d.new_profile_id(),
             created_by=d.event.id,
@@ -310,7 +364,7 @@ class Planner:
         changes: dict[str, Any] = {}
         if attach:
             changes.update(user_id=identity.user_id, user_key=checked.key("user_id"))
-            d.reasons.append(Reason("identifier.attached", self._c["without"], "user_id"))
+            d.reasons.append(self._r["attached"])
         if found.anonymous:  # another session's anonymous profile, found by its inline email
             changes["anonymous"] = False
             self._detach(d, found.id)
@@ -323,12 +377,12 @@ class Planner:
                     continue  # the same address (keys are casefolded): nothing changed
                 changes["email_key"] = checked.key("email")
             changes[name] = value
-            d.reasons.append(Reason("profile.updated", self._c["update"], name))
+            d.reasons.append(self._r_updated[name])
         if "attributes" in self._update and attributes:
             combined = {**found.attributes, **attributes}
             if combined != found.attributes:
                 changes["attributes"] = combined
-                d.reasons.append(Reason("profile.updated", self._c["update"], "attributes"))
+                d.reasons.append(self._r_updated["attributes"])
         if identity.verified and not found.verified:
             changes["verified"] = True
         return attrs.evolve(found, **changes) if changes else found
@@ -350,14 +404,7 @@ class Planner:
         identity: Identity,
         attributes: Mapping[str, Any],
     ) -> Profile:
-        d.reasons.append(
-            Reason(
-                "anonymous.promoted",
-                self._c["on_identify"],
-                None,
-                "the session's anonymous profile became this profile",
-            )
-        )
+        d.reasons.append(self._r["promoted"])
         fields = _identified_as(checked, identity)
         if fields["email"] is None:  # keep the email the visitor typed into the prompt
             fields.update(email=anon.email, email_key=anon.email_key)
@@ -387,14 +434,7 @@ class Planner:
                     )
                 )
                 if self._on_identify == "merge":
-                    d.reasons.append(
-                        Reason(
-                            "merge.blocked",
-                            self._c["on_identify"],
-                            None,
-                            "two identified profiles are never merged",
-                        )
-                    )
+                    d.reasons.append(self._r["blocked"])
         elif not promoted:
             anon = self._live_anon(d, anon_id)
             if anon is None:
@@ -493,22 +533,18 @@ class Planner:
     def track(self, event: Event, email: Checked | None, store: StoreReader) -> Plan:
         """Attribute activity to the session's profile, creating an anonymous one if needed."""
         assert event.session is not None
+        known = store.session(event.session)
+        current = None if known is None or known.current is None else store.profile(known.current)
+        if current is not None and current.state == "active" and not current.anonymous:
+            # the common case, a session acting as an identified profile: nothing but the
+            # activity changes, so no draft is needed
+            recorded = Changes(event.id, activity=((event.id, current.id),))
+            return Plan(self._track_decision(event, current, False, ()), recorded)
         d = _Draft(store, event)
         session = d.session(event.session)
-        current = d.profile(session.current)
-        if current is not None and current.state == "active" and not current.anonymous:
-            d.activity.append((event.id, current.id))
-            return self._recorded(d, current, False)
         if email is not None:
             if self._inline_email_needs_proof:
-                d.reasons.append(
-                    Reason(
-                        "auth.missing",
-                        self._c["mode"],
-                        "email",
-                        "an inline email is not accepted without proof",
-                    )
-                )
+                d.reasons.append(self._r["inline.needs_proof"])
                 return self._refused(d, None)
             d.reasons.extend(email.reasons)
             if email.failed == "reject":
@@ -518,30 +554,28 @@ class Planner:
             anon is not None and anon.email is not None
         )
         if not has_email and self._anonymous_rules.requires_email(event.payload["name"]):
-            d.reasons.append(
-                Reason(
-                    "activity.email_required",
-                    self._c["requires_email"],
-                    "email",
-                    "anonymous activity needs an email",
-                )
-            )
+            d.reasons.append(self._r["email_required"])
             return self._refused(d, None)
         anon, created = self._anon_for(d, session)
         changes: dict[str, Any] = {"last_seen": max(anon.last_seen, event.ts)}
         if email is not None and email.value is not None and email.key != anon.email_key:
             changes.update(email=email.value, email_key=email.key)
             if not created:
-                d.reasons.append(
-                    Reason("profile.updated", self._c["anonymous"], "email", "inline email")
-                )
+                d.reasons.append(self._r["inline.updated"])
         anon = d.put(attrs.evolve(anon, **changes))
         d.activity.append((event.id, anon.id))
         return self._recorded(d, anon, created)
 
     def _recorded(self, d: _Draft, profile: Profile, created: bool) -> Plan:
-        decision = Decision(
-            d.event.id,
+        decision = self._track_decision(d.event, profile, created, tuple(d.reasons))
+        return Plan(decision, d.changes())
+
+    def _track_decision(
+        self, event: Event, profile: Profile, created: bool, reasons: tuple[Reason, ...]
+    ) -> Decision:
+        """A recorded track: its profile, and a snapshot of that profile's attributes."""
+        return Decision(
+            event.id,
             "recorded",
             self.ref,
             profile.id,
@@ -549,10 +583,9 @@ class Planner:
             (),
             None,
             detached(profile.attributes),
-            tuple(d.reasons),
-            d.event.line,
+            reasons,
+            event.line,
         )
-        return Plan(decision, d.changes())
 
     # anonymous profiles ----------------------------------------------------------------
     def _anon_for(self, d: _Draft, session: Session) -> tuple[Profile, bool]:
@@ -568,7 +601,7 @@ class Planner:
                     last_seen=d.event.ts,
                 )
             )
-            d.reasons.append(Reason("anonymous.created", self._c["anonymous"]))
+            d.reasons.append(self._r["anonymous.created"])
         if session.current != anon.id or session.anon != anon.id:
             d.set_session(Session(session.id, anon.id, anon.id))
         return anon, created

@@ -33,6 +33,7 @@ from .rules.model import Ruleset
 
 MAX_TOKEN_BYTES = 8 * 1024
 _TOKEN_CACHE = 4096
+_PROOF_CACHE = 65_536
 REGISTERED_CLAIMS = frozenset(("iss", "sub", "aud", "exp", "nbf", "iat", "jti"))
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 _B64 = re.compile(r"[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?")
@@ -101,6 +102,9 @@ class Prover:
         # tokens already verified -> (key name, claims): a widget re-sends the same token
         # until it expires; only the time claims are checked again, against each event's ts
         self._tokens: dict[str, tuple[str, dict[str, Any]]] = {}
+        # (message, signature) pairs already verified -> their proof (see _hmac)
+        self._proofs: dict[tuple[str, str], Proof] = {}
+        self._fingerprint = lru_cache(maxsize=65_536)(fingerprint)
         mapped_claims = set(self._claims.values())
         self._skip_claims = REGISTERED_CLAIMS | mapped_claims
         cite = ruleset.cite
@@ -133,7 +137,7 @@ class Prover:
         if self.method == "jwt":
             token = values.get("token")
             if token is not None:
-                return _fingerprinted(self._jwt(token, ts), "token", token)
+                return self._fingerprinted(self._jwt(token, ts), "token", token)
             if not identified:
                 return plain  # anonymous callers are never refused for lacking proof
             return self._missing(plain, "token")
@@ -142,10 +146,34 @@ class Prover:
         signature = values.get("signature")
         if signature is None:
             return self._missing(plain, "signature")
-        return _fingerprinted(self._hmac(plain, signature), "signature", signature)
+        return self._hmac(plain, signature)
 
     # hmac ------------------------------------------------------------------------------
     def _hmac(self, plain: Verified, signature: Any) -> Verified:
+        """The signature's verdict; a signature that verified once is known by its message.
+
+        A returning user sends the same message and signature again and again: the verified
+        proof is kept (the keys never change while the engine runs), so only new pairs cost
+        an HMAC. Only a call its signature covers is looked up, so the cache never answers
+        for a call the checks below would refuse."""
+        seen: tuple[str, str] | None = None
+        if isinstance(signature, str) and self._covers(plain.values):
+            seen = (self.message(plain.values), signature)
+            proof = self._proofs.get(seen)
+            if proof is not None:
+                return _with_proof(plain, proof)
+        verdict = self._fingerprinted(self._check_hmac(plain, signature), "signature", signature)
+        if seen is not None and verdict.proof.verified:
+            if len(self._proofs) >= _PROOF_CACHE:
+                del self._proofs[next(iter(self._proofs))]  # the oldest
+            self._proofs[seen] = verdict.proof
+        return verdict
+
+    def _covers(self, values: Mapping[str, Any]) -> bool:
+        """Whether the call carries at least one field the signature is computed over."""
+        return any(values.get(field) is not None for field in self._signed_fields)
+
+    def _check_hmac(self, plain: Verified, signature: Any) -> Verified:
         if not isinstance(signature, str):
             return self._fail(
                 plain, "auth.invalid", "hmac.encoding", "signature", "the signature is not a string"
@@ -159,7 +187,7 @@ class Prover:
                 "signature",
                 f"the signature is not {self._encoding} HMAC-SHA256",
             )
-        if all(plain.values.get(field) is None for field in self._signed_fields):
+        if not self._covers(plain.values):
             signed = ", ".join(self._signed_fields)
             return self._fail(
                 plain,
@@ -173,7 +201,7 @@ class Prover:
             mac = keyed.copy()
             mac.update(message)
             if hmac.compare_digest(mac.digest(), given):
-                return attrs.evolve(plain, proof=self._verified(name))
+                return _with_proof(plain, self._verified(name))
         return self._fail(
             plain,
             "auth.invalid",
@@ -309,7 +337,25 @@ class Prover:
             refuse=self._on_failure == "reject",
             anonymous=self._on_failure == "anonymous",
         )
-        return attrs.evolve(plain, proof=proof)
+        return _with_proof(plain, proof)
+
+    def _fingerprinted(self, verified: Verified, what: str, value: Any) -> Verified:
+        """The proof's reasons name the token or signature by fingerprint (never by value), so an
+        auditor can see the same token come back without ever reading it."""
+        proof = verified.proof
+        if not isinstance(value, str) or not proof.reasons:
+            return verified
+        mark = f"{what} {self._fingerprint(value)}"
+        reasons = tuple(
+            Reason(r.code, r.rule, r.field, f"{r.detail}; {mark}" if r.detail else mark)
+            for r in proof.reasons
+        )
+        return Verified(
+            Proof(proof.verified, reasons, proof.refuse, proof.anonymous),
+            verified.values,
+            verified.attributes,
+            verified.attributes_given,
+        )
 
     # for `idrules sign` ----------------------------------------------------------------
     def sign_hmac(self, values: Mapping[str, Any], key_name: str | None = None) -> str:
@@ -366,29 +412,8 @@ def _algorithm_of(token: str) -> str:
     return algorithm if isinstance(algorithm, str) and len(algorithm) <= 16 else "?"
 
 
-def _fingerprinted(verified: Verified, what: str, value: Any) -> Verified:
-    """The proof's reasons name the token or signature by fingerprint (never by value), so an
-    auditor can see the same token come back without ever reading it."""
-    proof = verified.proof
-    if not isinstance(value, str) or not proof.reasons:
-        return verified
-    mark = f"{what} {_fingerprint(value)}"
-    reasons = tuple(
-        Reason(r.code, r.rule, r.field, f"{r.detail}; {mark}" if r.detail else mark)
-        for r in proof.reasons
-    )
-    return Verified(
-        Proof(proof.verified, reasons, proof.refuse, proof.anonymous),
-        verified.values,
-        verified.attributes,
-        verified.attributes_given,
-    )
-
-
-@lru_cache(maxsize=65_536)
-def _fingerprint(value: str) -> str:
-    """Cached: a returning user sends the same signature or token again and again."""
-    return fingerprint(value)
+def _with_proof(plain: Verified, proof: Proof) -> Verified:
+    return Verified(proof, plain.values, plain.attributes, plain.attributes_given)
 
 
 def _decode_signature(text: str, encoding: str) -> bytes | None:

@@ -10,6 +10,8 @@ import attrs
 
 from .base import Changes, DecisionRecord, Profile, Session, detached
 
+_NO_TRANSACTION: AbstractContextManager[None] = nullcontext()  # reusable, so made once
+
 
 class MemoryStore:
     """A store held in dicts. Single-threaded; ``transaction`` is a no-op. It keeps no
@@ -64,7 +66,7 @@ class MemoryStore:
 
     # writing ---------------------------------------------------------------------------
     def transaction(self) -> AbstractContextManager[None]:
-        return nullcontext()
+        return _NO_TRANSACTION
 
     def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
         for write in changes.profiles:
