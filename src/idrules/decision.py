@@ -38,8 +38,14 @@ class Reason:
 
     @cached_property
     def json(self) -> str:
-        """This reason's JSON text, made once: most reasons are constants of a compiled rule."""
-        return dumps(self.to_dict())
+        """This reason's JSON text (:meth:`to_dict` encoded), made once: most reasons are
+        constants of a compiled rule."""
+        text = f'{{"code":{encode_basestring(self.code)},"rule":{_text(self.rule)}'
+        if self.field is not None:
+            text += f',"field":{encode_basestring(self.field)}'
+        if self.detail is not None:
+            text += f',"detail":{encode_basestring(self.detail)}'
+        return text + "}"
 
 
 @attrs.frozen(slots=True)

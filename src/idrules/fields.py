@@ -90,6 +90,19 @@ class FieldChecker:
         self._blocked = frozenset(value.casefold() for value in rule.blocked)
         self._is_email = name == "email"
         self._emails = emails or EmailCache()
+        self._trimmed = Reason(f"{name}.trimmed", self._cite["whitespace"], name)
+        self._truncated = Reason(
+            f"{name}.truncated",
+            self._cite["max_length"],
+            name,
+            f"cut to {rule.max_length} code points",
+        )
+        self._missing = Checked(
+            None,
+            None,
+            (Reason(f"{name}.missing", self._cite["required"], name),),
+            rule.on_invalid,
+        )
 
     def absent(self, raw: Any) -> bool:
         """Whether a value as sent counts as not given: null, or empty under ``empty: absent``."""
@@ -101,8 +114,7 @@ class FieldChecker:
 
     def missing(self) -> Checked:
         """The result for a ``required`` field the call did not carry."""
-        reason = Reason(f"{self.name}.missing", self._cite["required"], self.name)
-        return Checked(None, None, (reason,), self.rule.on_invalid)
+        return self._missing
 
     def check(self, raw: Any) -> Checked:
         """Check one value as sent (``None``: absent)."""
@@ -122,7 +134,7 @@ class FieldChecker:
                 return self._fail("whitespace", "whitespace", "leading or trailing whitespace")
             if rule.whitespace == "strip":
                 value = value.strip()
-                reasons.append(Reason(f"{name}.trimmed", self._cite["whitespace"], name))
+                reasons.append(self._trimmed)
         if value == "" and rule.empty == "absent":
             return Checked(None, None, tuple(reasons))
         if self._blocked and value.casefold() in self._blocked:
@@ -134,14 +146,7 @@ class FieldChecker:
                     "too_long", "max_length", f"{len(value)} code points > {limit}", reasons
                 )
             value = value[:limit]
-            reasons.append(
-                Reason(
-                    f"{name}.truncated",
-                    self._cite["max_length"],
-                    name,
-                    f"cut to {limit} code points",
-                )
-            )
+            reasons.append(self._truncated)
         if self._is_email:
             if rule.validate:
                 normalized, error = self._emails(value)
@@ -192,19 +197,24 @@ class IdentityChecker:
             name: FieldChecker(name, ruleset.field(name), ruleset, emails)
             for name in IDENTITY_FIELDS
         }
+        self._checkers = tuple(self.checkers.items())
+        assert IDENTIFIERS == ("user_id", "email")  # read by name in check()
 
     def check(self, values: Mapping[str, Any]) -> CheckedIdentity:
         """Check the canonical values of one call (as sent, after the dialect)."""
-        results = {name: checker.check(values.get(name)) for name, checker in self.checkers.items()}
+        results = {name: checker.check(values.get(name)) for name, checker in self._checkers}
+        given = not (_is_absent(results["user_id"]) and _is_absent(results["email"]))
         reasons: list[Reason] = []
         failed: Policy | None = None
-        given = any(not _is_absent(results[name]) for name in IDENTIFIERS)
-        for name, checker in self.checkers.items():
+        for name, checker in self._checkers:
             result = results[name]
             if given and checker.rule.required and _is_absent(result):
                 result = results[name] = checker.missing()
-            reasons.extend(result.reasons)
-            if _SEVERITY[result.failed] > _SEVERITY[failed]:
+            elif result is _ABSENT:
+                continue
+            if result.reasons:
+                reasons.extend(result.reasons)
+            if result.failed is not None and _SEVERITY[result.failed] > _SEVERITY[failed]:
                 failed = result.failed
         return CheckedIdentity(results, tuple(reasons), failed, given)
 
