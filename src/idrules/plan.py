@@ -95,7 +95,9 @@ class _Draft:
         """What differs from the store as read (a profile or session put back unchanged is
         not written)."""
         profiles = tuple(
-            w for w in self._profiles.values() if w.after is not w.before and w.before != w.after
+            w
+            for w in self._profiles.values()
+            if w.before is None or (w.after is not w.before and w.before != w.after)
         )
         sessions = tuple(s for s in self._sessions.values() if self._read.get(s.id, _UNREAD) != s)
         return Changes(self.event.id, profiles, sessions, tuple(self.activity), tuple(self.moves))
@@ -489,7 +491,8 @@ class Planner:
             return self._unchanged(d, "anonymous", identity)
         session = self._logged_out(d, d.session(d.event.session))
         anon, created = self._anon_for(d, session)
-        d.put(attrs.evolve(anon, last_seen=max(anon.last_seen, d.event.ts)))
+        if d.event.ts > anon.last_seen:
+            d.put(attrs.evolve(anon, last_seen=d.event.ts))
         decision = Decision(
             d.event.id,
             "anonymous",
@@ -557,12 +560,15 @@ class Planner:
             d.reasons.append(self._r["email_required"])
             return self._refused(d, None)
         anon, created = self._anon_for(d, session)
-        changes: dict[str, Any] = {"last_seen": max(anon.last_seen, event.ts)}
+        changes: dict[str, Any] = {}
+        if event.ts > anon.last_seen:
+            changes["last_seen"] = event.ts
         if email is not None and email.value is not None and email.key != anon.email_key:
             changes.update(email=email.value, email_key=email.key)
             if not created:
                 d.reasons.append(self._r["inline.updated"])
-        anon = d.put(attrs.evolve(anon, **changes))
+        if changes:
+            anon = d.put(attrs.evolve(anon, **changes))
         d.activity.append((event.id, anon.id))
         return self._recorded(d, anon, created)
 

@@ -91,6 +91,8 @@ class Prover:
         # a signature over none of these fields would be an HMAC of the template's bare text:
         # it proves nothing about the caller, so such a call is refused
         self._signed_fields = tuple(name for _, name, _, _ in self._template if name)
+        only = self._template[0] if len(self._template) == 1 else None
+        self._only = only[1] if only is not None and not only[0] and not only[2] else None
         self._encoding = rules.hmac.encoding
         jwt_rules = rules.jwt
         self._algorithms = list(jwt_rules.algorithms)
@@ -162,18 +164,22 @@ class Prover:
             proof = self._proofs.get(seen)
             if proof is not None:
                 return _with_proof(plain, proof)
-        verdict = self._fingerprinted(self._check_hmac(plain, signature), "signature", signature)
-        if seen is not None and verdict.proof.verified:
+        verdict = self._check_hmac(plain, signature)
+        if isinstance(verdict, Verified):
+            return self._fingerprinted(verdict, "signature", signature)
+        proof = self._verified(verdict, f"signature {self._fingerprint(signature)}")
+        if seen is not None:
             if len(self._proofs) >= _PROOF_CACHE:
                 del self._proofs[next(iter(self._proofs))]  # the oldest
-            self._proofs[seen] = verdict.proof
-        return verdict
+            self._proofs[seen] = proof
+        return _with_proof(plain, proof)
 
     def _covers(self, values: Mapping[str, Any]) -> bool:
         """Whether the call carries at least one field the signature is computed over."""
         return any(values.get(field) is not None for field in self._signed_fields)
 
-    def _check_hmac(self, plain: Verified, signature: Any) -> Verified:
+    def _check_hmac(self, plain: Verified, signature: Any) -> Verified | str:
+        """The name of the key that signed the call, or the failure."""
         if not isinstance(signature, str):
             return self._fail(
                 plain, "auth.invalid", "hmac.encoding", "signature", "the signature is not a string"
@@ -201,7 +207,7 @@ class Prover:
             mac = keyed.copy()
             mac.update(message)
             if hmac.compare_digest(mac.digest(), given):
-                return _with_proof(plain, self._verified(name))
+                return name
         return self._fail(
             plain,
             "auth.invalid",
@@ -212,6 +218,9 @@ class Prover:
 
     def message(self, values: Mapping[str, Any]) -> str:
         """The HMAC message: the template filled with the values as sent ('' when missing)."""
+        if self._only is not None:  # the template is one field, e.g. "{user_id}"
+            value = values.get(self._only)
+            return "" if value is None else value if isinstance(value, str) else dumps(value)
         out: list[str] = []
         for literal, name, _, _ in self._template:
             out.append(literal)
@@ -320,9 +329,12 @@ class Prover:
         return None
 
     # verdicts --------------------------------------------------------------------------
-    def _verified(self, key_name: str) -> Proof:
-        reason = Reason("auth.verified", self._c["method"], None, f"key {key_name}")
-        return Proof(verified=True, reasons=(reason,))
+    def _verified(self, key_name: str, mark: str | None = None) -> Proof:
+        """A verified proof naming the key (and, with ``mark``, the signature's fingerprint)."""
+        detail = f"key {key_name}" if mark is None else f"key {key_name}; {mark}"
+        return Proof(
+            verified=True, reasons=(Reason("auth.verified", self._c["method"], None, detail),)
+        )
 
     def _missing(self, plain: Verified, what: str) -> Verified:
         if self.mode == "optional":
