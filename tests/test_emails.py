@@ -49,7 +49,9 @@ class TestEmailCache:
         expected = normalize_email(text)
         assert cache(text) == expected
         assert cache(text) == expected  # and again, from the caches
-        assert cache(f"other.{local}{glue}{domain}") == normalize_email(f"other.{local}{glue}{domain}")
+        assert cache(f"other.{local}{glue}{domain}") == normalize_email(
+            f"other.{local}{glue}{domain}"
+        )
 
     def test_one_domain_check_serves_every_address_there(self) -> None:
         """Plain addresses at one domain share one library call for the domain."""

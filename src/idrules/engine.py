@@ -87,7 +87,9 @@ class Engine:
         store = self.store
         with store.transaction():
             plan = self.plan(event)
-            decision = self._redactor.apply(plan.decision)
+            decision = plan.decision
+            if self._redactor.active:
+                decision = self._redactor.apply(decision)
             keep = store.keeps_decisions
             if journal is not None:
                 record = journal.seal(decision, keep)

@@ -113,6 +113,7 @@ class Planner:
         self._without_user_id = matching.email_matches_profile_without_user_id
         self._other_user_id = matching.email_matches_profile_with_other_user_id
         self._update = frozenset(matching.update_on_match)
+        self._updated_fields = tuple(f for f in ("email", "name", "avatar") if f in self._update)
         self._on_identify = anonymous.on_identify
         self._after_logout = anonymous.after_logout
         self._anonymous_rules = anonymous
@@ -370,9 +371,9 @@ class Planner:
         if found.anonymous:  # another session's anonymous profile, found by its inline email
             changes["anonymous"] = False
             self._detach(d, found.id)
-        for name in ("email", "name", "avatar"):
+        for name in self._updated_fields:
             value = getattr(identity, name)
-            if name not in self._update or value is None or value == getattr(found, name):
+            if value is None or value == getattr(found, name):
                 continue
             if name == "email":
                 if checked.key("email") == found.email_key:
@@ -466,7 +467,8 @@ class Planner:
                 d.reasons.append(
                     Reason("anonymous.kept", self._c["on_identify"], None, f"{anon.id} stays apart")
                 )
-        d.set_session(Session(session.id, target.id, anon_id))
+        if session.current != target.id or session.anon != anon_id:
+            d.set_session(Session(session.id, target.id, anon_id))
         return merged
 
     # anonymous and refused -------------------------------------------------------------

@@ -176,6 +176,8 @@ class Prover:
 
     def _covers(self, values: Mapping[str, Any]) -> bool:
         """Whether the call carries at least one field the signature is computed over."""
+        if self._only is not None:
+            return values.get(self._only) is not None
         return any(values.get(field) is not None for field in self._signed_fields)
 
     def _check_hmac(self, plain: Verified, signature: Any) -> Verified | str:
