@@ -1041,6 +1041,15 @@ class TestSecrets:
         assert "IDRULES_SECRET_CURRENT" in message
         assert "\n" not in message
 
+    def test_a_key_pyjwt_refuses_as_hmac_secret_is_reported_at_start(self) -> None:
+        """A JWT secret shaped like a public key: SecretsError naming the key, not its value."""
+        secret = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+        with pytest.raises(SecretsError) as info:
+            Engine("quackback", secrets={"current": secret})
+        message = str(info.value)
+        assert "'current'" in message and "BEGIN" not in message
+        assert "\n" not in message
+
     @pytest.mark.parametrize("pack", ["strict", "lumio", "quackback", "replyful", "userjot"])
     def test_every_verifying_pack_needs_current(self, pack: str) -> None:
         """Every shipped pack that verifies reads one key, current."""

@@ -14,15 +14,17 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
 import re
 import string
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import jwt
+from jwt.algorithms import HMACAlgorithm, get_default_algorithms
 
 from ._errors import SecretsError
 from .decision import Reason, dumps, fingerprint
@@ -96,6 +98,7 @@ class Prover:
         self._encoding = rules.hmac.encoding
         jwt_rules = rules.jwt
         self._algorithms = list(jwt_rules.algorithms)
+        self._jws = _jws_for(self._algorithms, self._keys if rules.method == "jwt" else {})
         self._claims = {k: v for k, v in jwt_rules.claims.items() if v}
         self._required = tuple(jwt_rules.required)
         self._leeway_us = jwt_rules.leeway_s * _US
@@ -283,7 +286,8 @@ class Prover:
         header is read again only to name it in the reason, on that rare path)."""
         for name, key in self._keys.items():
             try:
-                claims = jwt.decode(token, key, algorithms=self._algorithms, options=_NO_TIME)
+                signed = self._jws.decode_complete(token, key, algorithms=self._algorithms)
+                claims = json.loads(signed["payload"])
             except jwt.InvalidSignatureError:
                 continue
             except jwt.InvalidAlgorithmError:
@@ -294,7 +298,7 @@ class Prover:
                     "token",
                     f"algorithm {_algorithm_of(token)!r} is not allowed",
                 )
-            except jwt.PyJWTError:
+            except (jwt.PyJWTError, ValueError, RecursionError):  # the payload is not JSON
                 return self._fail(
                     nothing, "auth.invalid", "method", "token", "the token is malformed"
                 )
@@ -404,17 +408,37 @@ class Prover:
         return self._keys[name]
 
 
-_NO_TIME: Any = {
-    "verify_signature": True,
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-    "verify_sub": False,
-    "verify_jti": False,
-    "require": [],
-}
+class _PreparedHMAC(HMACAlgorithm):
+    """PyJWT's HMAC algorithm, with each key prepared (and checked) once rather than on every
+    token: PyJWT's key preparation re-checks the secret (PEM, SSH, DER, JSON) per call, which
+    cost more than the signature itself."""
+
+    def __init__(self, hash_alg: Any) -> None:
+        super().__init__(hash_alg)
+        self._prepared: dict[str | bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = super().prepare_key(key)
+        return prepared
+
+
+def _jws_for(algorithms: list[str], keys: Mapping[str, bytes]) -> jwt.PyJWS:
+    """A PyJWT signature verifier knowing only the allowed algorithms, its keys prepared now,
+    so a key PyJWT refuses as an HMAC secret is reported at start-up, not on every token."""
+    jws = jwt.PyJWS(algorithms=algorithms)
+    defaults = get_default_algorithms()
+    for name in algorithms:
+        hashed = _PreparedHMAC(cast(HMACAlgorithm, defaults[name]).hash_alg)
+        for key_name, key in keys.items():
+            try:
+                hashed.prepare_key(key)
+            except jwt.InvalidKeyError as exc:
+                raise SecretsError(f"key {key_name!r} cannot be an HMAC secret: {exc}") from None
+        jws.unregister_algorithm(name)
+        jws.register_algorithm(name, hashed)
+    return jws
 
 
 def _algorithm_of(token: str) -> str:
