@@ -1042,12 +1042,12 @@ class TestSecrets:
         assert "\n" not in message
 
     def test_a_key_pyjwt_refuses_as_hmac_secret_is_reported_at_start(self) -> None:
-        """A JWT secret shaped like a public key: SecretsError naming the key, not its value."""
-        secret = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+        """A JWT secret that is a JWK's text: SecretsError naming the key, not its value."""
+        secret = '{"kty":"oct","k":"c2VjcmV0LXZhbHVlLW5vdC10by1iZS1wcmludGVk"}'
         with pytest.raises(SecretsError) as info:
             Engine("quackback", secrets={"current": secret})
         message = str(info.value)
-        assert "'current'" in message and "BEGIN" not in message
+        assert "'current'" in message and "c2Vjc" not in message
         assert "\n" not in message
 
     @pytest.mark.parametrize("pack", ["strict", "lumio", "quackback", "replyful", "userjot"])
