@@ -47,10 +47,20 @@ class EmailCache:
     cache for the rest (each bounded; one per engine, so engines never share state)."""
 
     def __init__(self, size: int = 65_536) -> None:
+        self._size = size
+        self._seen: dict[str, tuple[str | None, str | None]] = {}  # returning addresses
         self._domains: dict[str, str | None] = {}
         self._whole = lru_cache(maxsize=size)(normalize_email)
 
     def __call__(self, text: str) -> tuple[str | None, str | None]:
+        seen = self._seen.get(text)
+        if seen is None:
+            if len(self._seen) >= self._size:
+                self._seen.clear()
+            seen = self._seen[text] = self._check(text)
+        return seen
+
+    def _check(self, text: str) -> tuple[str | None, str | None]:
         local, at, domain = text.partition("@")
         if (
             at

@@ -94,12 +94,23 @@ class _Draft:
     def changes(self) -> Changes:
         """What differs from the store as read (a profile or session put back unchanged is
         not written)."""
-        profiles = tuple(
-            w
-            for w in self._profiles.values()
-            if w.before is None or (w.after is not w.before and w.before != w.after)
+        profiles = (
+            tuple(
+                [
+                    w
+                    for w in self._profiles.values()
+                    if w.before is None or (w.after is not w.before and w.before != w.after)
+                ]
+            )
+            if self._profiles
+            else ()
         )
-        sessions = tuple(s for s in self._sessions.values() if self._read.get(s.id, _UNREAD) != s)
+        read = self._read
+        sessions = (
+            tuple([s for s in self._sessions.values() if read.get(s.id, _UNREAD) != s])
+            if self._sessions
+            else ()
+        )
         return Changes(self.event.id, profiles, sessions, tuple(self.activity), tuple(self.moves))
 
 

@@ -99,7 +99,7 @@ def replay(
             if number == position.last_line:
                 _check_continuity(raw, number, position)
             continue
-        if not raw.strip():
+        if not raw or raw.isspace():  # blank (isspace: no copy, unlike strip)
             continue
         decision = engine.decide(parse_line(raw.rstrip(b"\r\n"), number), journal=journal)
         outcomes[decision.outcome] += 1

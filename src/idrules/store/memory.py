@@ -88,13 +88,19 @@ class MemoryStore:
 
     def _put_profile(self, after: Profile, before: Profile | None) -> None:
         old = before if before is not None else self._profiles.get(after.id)
-        if old is not None:
-            self._unindex(old)
-        else:
-            self._seq[after.id] = len(self._seq)
         if any(isinstance(v, (dict, list)) for v in after.attributes.values()):
             after = attrs.evolve(after, attributes=detached(after.attributes))
         self._profiles[after.id] = after
+        if old is not None:
+            if (old.state, old.user_key, old.email_key) == (
+                after.state,
+                after.user_key,
+                after.email_key,
+            ):
+                return  # indexed as before
+            self._unindex(old)
+        else:
+            self._seq[after.id] = len(self._seq)
         if after.state == "active":
             if after.user_key is not None:
                 self._by_user[after.user_key] = after.id
