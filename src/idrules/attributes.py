@@ -51,6 +51,9 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+_KNOWN_NAMES = 1_024
+
+
 class AttributeFilter:
     """The compiled ``attributes`` section of a ruleset."""
 
@@ -67,6 +70,7 @@ class AttributeFilter:
         }
         self._cite_source = ruleset.cite("input.attributes")
         self._cite_invalid = ruleset.cite("attributes.invalid")
+        self._unknown_reasons: dict[str, Reason] = {}
 
     def filter(self, raw: Any, given: bool = True) -> Filtered:
         """Filter the attributes of one call (``raw``: the mapped attributes value)."""
@@ -93,14 +97,7 @@ class AttributeFilter:
                 )
                 reject = reject or self._invalid == "reject"
             elif validator is None:
-                reasons.append(
-                    Reason(
-                        "attribute.unknown",
-                        self._cite_unknown,
-                        name,
-                        f"not configured: {self._unknown}",
-                    )
-                )
+                reasons.append(self._unknown_reason(name))
                 if self._unknown == "keep":
                     kept[name] = _own(value)
                 elif self._unknown == "reject":
@@ -118,3 +115,15 @@ class AttributeFilter:
                 )
                 reject = reject or self._invalid == "reject"
         return Filtered(kept, tuple(reasons), reject)
+
+    def _unknown_reason(self, name: str) -> Reason:
+        """The reason for an unconfigured attribute: one per name, since a widget sends the
+        same few names on every call (bounded: the names come from the client)."""
+        reason = self._unknown_reasons.get(name)
+        if reason is None:
+            reason = Reason(
+                "attribute.unknown", self._cite_unknown, name, f"not configured: {self._unknown}"
+            )
+            if len(self._unknown_reasons) < _KNOWN_NAMES:
+                self._unknown_reasons[name] = reason
+        return reason
