@@ -163,10 +163,9 @@ def replay(
             sink = sys.stdout
         if isinstance(store, SqliteStore):
             store.before_commit = sink.flush
-        # this process is the replay: the decided state is long-lived and acyclic, so fewer
-        # cyclic-GC passes over it (each one walks every live object) cost nothing in memory
+        # this process is the replay: what start-up made (rules, schema, libraries) lives
+        # until the end, so the cyclic GC need never walk it (replay raises its thresholds)
         gc.freeze()
-        gc.set_threshold(100_000, 50, 1_000)
         summary = run_replay(engine, lines, sink.write, _progress(quiet), start=start)
         store.close()  # commits the last group, flushing the decisions first
         sink.flush()
