@@ -142,7 +142,12 @@ class Prover:
         if self.method == "jwt":
             token = values.get("token")
             if token is not None:
-                return self._fingerprinted(self._jwt(token, ts), "token", token)
+                verdict = self._jwt(token, ts)  # a verified one names the token already
+                return (
+                    verdict
+                    if verdict.proof.verified
+                    else self._fingerprinted(verdict, "token", token)
+                )
             if not identified:
                 return plain  # anonymous callers are never refused for lacking proof
             return self._missing(plain, "token")
@@ -277,7 +282,8 @@ class Prover:
         extra = {k: v for k, v in claims.items() if k not in self._skip_claims}
         if not self._extra:
             extra = {}
-        return Verified(self._verified(key_name), values, extra, bool(extra))
+        proof = self._verified(key_name, f"token {self._fingerprint(token)}")
+        return Verified(proof, values, extra, bool(extra))
 
     def _decode(self, token: str, nothing: Verified) -> tuple[str, dict[str, Any]] | Verified:
         """The key that verifies ``token`` and its claims (times not checked), or the failure.
