@@ -133,7 +133,7 @@ class Decision:
                 f'"name":{_text(identity.name)},"avatar":{_text(identity.avatar)},'
                 f'"verified":{"true" if identity.verified else "false"}}}'
             )
-        attributes = dumps(dict(sorted(self.attributes.items()))) if self.attributes else "{}"
+        attributes = _attributes_json(self.attributes)
         merged = ",".join(map(encode_basestring, self.merged))
         reasons = ",".join([reason.json for reason in self.reasons])
         return (
@@ -152,6 +152,33 @@ def dumps(value: Any) -> str:
 
     One encoder for the process: ``json.dumps`` with options builds a new one per call."""
     return _ENCODER.encode(value)
+
+
+def _attributes_json(values: Mapping[str, Any]) -> str:
+    """``dumps`` of the attributes sorted by name; flat ones (text, whole numbers, booleans,
+    null: almost all) are assembled directly, which costs a third of a ``dumps`` call."""
+    if not values:
+        return "{}"
+    parts = []
+    for key in sorted(values):
+        value = values[key]
+        kind = type(value)
+        if type(key) is not str:
+            break
+        if kind is str:
+            text = encode_basestring(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int:
+            text = int.__repr__(value)
+        elif value is None:
+            text = "null"
+        else:
+            break
+        parts.append(f"{encode_basestring(key)}:{text}")
+    else:
+        return "{" + ",".join(parts) + "}"
+    return dumps(dict(sorted(values.items())))
 
 
 def _text(value: str | None) -> str:

@@ -554,7 +554,7 @@ class Planner:
         if current is not None and current.state == "active" and not current.anonymous:
             # the common case, a session acting as an identified profile: nothing but the
             # activity changes, so no draft is needed
-            recorded = Changes(event.id, activity=((event.id, current.id),))
+            recorded = Changes(event.id, (), (), ((event.id, current.id),))
             return Plan(self._track_decision(event, current, False, ()), recorded)
         d = _Draft(store, event)
         session = d.session(event.session)

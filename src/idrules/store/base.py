@@ -159,6 +159,8 @@ class Store(StoreReader, Protocol):
 def detached(values: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of an attributes mapping that shares no nested object with the original, so a
     caller mutating its payload or a decision never changes a stored profile."""
+    if not values:
+        return {}
     if any(isinstance(v, (dict, list)) for v in values.values()):
         return copy.deepcopy(dict(values))
     return dict(values)
