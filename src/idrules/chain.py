@@ -25,10 +25,11 @@ def link(prev: str, body: str) -> str:
     return hashlib.sha256((prev + body).encode("utf-8")).hexdigest()
 
 
-def seal(body: str, prev: str) -> tuple[str, str]:
-    """``body`` (a JSON object's text) with ``prev`` and its own ``hash`` appended."""
+def seal(body: str, prev: str, end: str = "") -> tuple[str, str]:
+    """``body`` (a JSON object's text) with ``prev`` and its own ``hash`` appended (then
+    ``end``, e.g. the newline a decisions file puts after each line)."""
     digest = link(prev, body)
-    return f'{body[:-1]},"prev":"{prev}","hash":"{digest}"}}', digest
+    return f'{body[:-1]},"prev":"{prev}","hash":"{digest}"}}{end}', digest
 
 
 @attrs.frozen

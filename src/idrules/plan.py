@@ -503,7 +503,7 @@ class Planner:
         if d.event.session is None:
             return self._unchanged(d, "anonymous", identity)
         session = self._logged_out(d, d.session(d.event.session))
-        anon, created = self._anon_for(d, session)
+        anon, created = self._anon_for(d, session, self._live_anon(d, session.anon))
         if d.event.ts > anon.last_seen:
             d.put(attrs.evolve(anon, last_seen=d.event.ts))
         decision = Decision(
@@ -572,7 +572,7 @@ class Planner:
         if not has_email and self._anonymous_rules.requires_email(event.payload["name"]):
             d.reasons.append(self._r["email_required"])
             return self._refused(d, None)
-        anon, created = self._anon_for(d, session)
+        anon, created = self._anon_for(d, session, anon)
         changes: dict[str, Any] = {}
         if event.ts > anon.last_seen:
             changes["last_seen"] = event.ts
@@ -607,9 +607,9 @@ class Planner:
         )
 
     # anonymous profiles ----------------------------------------------------------------
-    def _anon_for(self, d: _Draft, session: Session) -> tuple[Profile, bool]:
-        """The session's live anonymous profile, created on first use; the session acts as it."""
-        anon = self._live_anon(d, session.anon)
+    def _anon_for(self, d: _Draft, session: Session, anon: Profile | None) -> tuple[Profile, bool]:
+        """The session's live anonymous profile (``anon``: what :meth:`_live_anon` found),
+        created on first use; the session acts as it."""
         created = anon is None
         if anon is None:
             anon = d.put(

@@ -74,8 +74,8 @@ class Journal:
         self.run = run
 
     def seal(self, decision: Decision, keep: bool = True) -> DecisionRecord | None:
-        line, self.prev = seal(decision.to_json(), self.prev)
-        self._write(line + "\n")
+        line, self.prev = seal(decision.to_json(), self.prev, "\n")
+        self._write(line)
         return record_of(decision, self.run, self.prev) if keep else None
 
 
