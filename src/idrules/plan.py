@@ -53,13 +53,16 @@ class _Draft:
         "store",
     )
 
-    def __init__(self, store: StoreReader, event: Event) -> None:
+    def __init__(
+        self, store: StoreReader, event: Event, read: dict[str, Session | None] | None = None
+    ) -> None:
         self.store = store
         self.event = event
         self.reasons: list[Reason] = []
         self._profiles: dict[str, ProfileWrite] = {}
         self._sessions: dict[str, Session] = {}
-        self._read: dict[str, Session | None] = {}  # sessions as the store holds them
+        # sessions as the store holds them (``read``: those the caller has read already)
+        self._read: dict[str, Session | None] = {} if read is None else read
         self.activity: list[tuple[str, str]] = []
         self.moves: list[tuple[str, str]] = []
 
@@ -92,16 +95,11 @@ class _Draft:
         return "p_" + digest[:16]
 
     def changes(self) -> Changes:
-        """What differs from the store as read (a profile or session put back unchanged is
-        not written)."""
+        """What differs from the store as read. The planner puts a new profile object only
+        when something in it changed; a profile put back as read is not written, nor is a
+        session set to what the store holds."""
         profiles = (
-            tuple(
-                [
-                    w
-                    for w in self._profiles.values()
-                    if w.before is None or (w.after is not w.before and w.before != w.after)
-                ]
-            )
+            tuple([w for w in self._profiles.values() if w.after is not w.before])
             if self._profiles
             else ()
         )
@@ -556,8 +554,8 @@ class Planner:
             # activity changes, so no draft is needed
             recorded = Changes(event.id, (), (), ((event.id, current.id),))
             return Plan(self._track_decision(event, current, False, ()), recorded)
-        d = _Draft(store, event)
-        session = d.session(event.session)
+        d = _Draft(store, event, {event.session: known})
+        session = known if known is not None else Session(event.session)
         if email is not None:
             if self._inline_email_needs_proof:
                 d.reasons.append(self._r["inline.needs_proof"])
@@ -569,7 +567,11 @@ class Planner:
         has_email = (email is not None and email.value is not None) or (
             anon is not None and anon.email is not None
         )
-        if not has_email and self._anonymous_rules.requires_email(event.payload["name"]):
+        if (
+            not has_email
+            and self._anonymous_rules.activity_requires_email is not False
+            and self._anonymous_rules.requires_email(event.payload["name"])
+        ):
             d.reasons.append(self._r["email_required"])
             return self._refused(d, None)
         anon, created = self._anon_for(d, session, anon)
