@@ -20,6 +20,9 @@ import pytest
 import sqlite_utils
 
 from idrules import Engine, MemoryStore, SqliteStore, StoreError, export_rows
+from idrules.store import sqlite as sqlite_store
+from idrules.store.base import Changes
+from idrules.store.sqlite_schema import SCHEMA_VERSION
 
 DATA = Path(__file__).resolve().parent / "data"
 MERGE_RULES = str(DATA / "rules" / "merge.yaml")
@@ -140,13 +143,15 @@ CASES = {
 class TestStoresAgree:
     """The memory store and the SQLite store give the same decisions and export."""
 
+    @pytest.mark.parametrize("commit_every", [1, 7])
     @pytest.mark.parametrize("case", sorted(CASES))
-    def test_same_decisions_and_export(self, case: str, tmp_path: Path) -> None:
-        """Replaying one varied log into each store gives identical decisions and export rows."""
+    def test_same_decisions_and_export(self, case: str, commit_every: int, tmp_path: Path) -> None:
+        """Replaying one varied log into each store gives identical decisions and export rows
+        (SQLite with a commit per event, and in commit groups)."""
         rules, keys, sign = CASES[case]
         log = varied_log(3, 400, keys, sign=sign)
         memory = MemoryStore()
-        sqlite = SqliteStore(tmp_path / "store.db")
+        sqlite = SqliteStore(tmp_path / "store.db", commit_every=commit_every)
         try:
             by_memory = decide_all(Engine(rules, memory, secrets={"current": SECRET}), log)
             by_sqlite = decide_all(Engine(rules, sqlite, secrets={"current": SECRET}), log)
@@ -193,8 +198,8 @@ class TestSqliteSchema:
     def test_tables_created_explicitly(self, path: Path) -> None:
         """The tables exist as STRICT tables with declared column types."""
         db = sqlite_utils.Database(path)
-        assert {"profiles", "sessions", "activity", "events"} <= set(db.table_names())
-        for name in ("profiles", "sessions", "activity", "events"):
+        assert {"profiles", "sessions", "timeline", "events", "decisions"} <= set(db.table_names())
+        for name in ("profiles", "sessions", "timeline", "events", "decisions"):
             sql = db[name].schema
             assert sql.rstrip().upper().endswith("STRICT"), sql
         columns = {c.name: c.type for c in db["profiles"].columns}
@@ -273,6 +278,132 @@ class TestTransactions:
         again = engine.identify({"userId": "u1"}, session="s1", id="e2", ts=TS)
         assert again.outcome == "identified" and again.created
         store.close()
+
+    @pytest.mark.parametrize("mark_every", [256, 4])
+    def test_failed_event_in_a_commit_group(
+        self, tmp_path: Path, monkeypatch, mark_every: int
+    ) -> None:
+        """In a commit group, a failed event's writes go and the group's other events stay
+        (whether the group's savepoint was taken before them or among them)."""
+        monkeypatch.setattr(sqlite_store, "_MARK_EVERY", mark_every)
+        log = [line for line in varied_log(9, 120, HELPSHIFT_KEYS) if line.strip()]
+        # two events after the savepoint either way: they are rolled back and written again
+        fail_at = next(n for n, raw in enumerate(log) if n % 4 == 2 and b'"identify"' in raw)
+        assert 2 < fail_at < 50
+        memory = MemoryStore()
+        reference = Engine("helpshift", memory)
+        expected = [
+            reference.decide_line(raw, n).to_json() for n, raw in enumerate(log) if n != fail_at
+        ]
+        path = tmp_path / "store.db"
+        store = SqliteStore(path, commit_every=50)
+        engine = Engine("helpshift", store)
+        real_apply = store.apply
+
+        def crash(changes, record=None):
+            store._conn.execute("INSERT INTO events (id) VALUES ('half-written')")
+            real_apply(changes, record)
+            raise RuntimeError("power cut")
+
+        decided = []
+        for n, raw in enumerate(log):
+            if n == fail_at:
+                monkeypatch.setattr(store, "apply", crash)
+                with pytest.raises(RuntimeError):
+                    engine.decide_line(raw, n)
+                monkeypatch.setattr(store, "apply", real_apply)
+                assert store._pending == fail_at % 50  # the group's other events still wait
+                continue
+            decided.append(engine.decide_line(raw, n).to_json())
+        store.close()
+        assert decided == expected
+        reopened = SqliteStore(path)
+        try:
+            assert list(export_rows(reopened)) == list(export_rows(memory))
+        finally:
+            reopened.close()
+        parsed = [json.loads(line) for line in expected]
+        ids = {d["event_id"] for d in parsed if d["outcome"] != "duplicate" and d["event_id"]}
+        assert decided_ids(path) == ids
+        with sqlite3.connect(path) as conn:
+            outcomes = [
+                row[0] for row in conn.execute("SELECT outcome FROM decisions ORDER BY seq")
+            ]
+        conn.close()
+        assert outcomes == [d["outcome"] for d in parsed]
+
+    def test_failed_first_event_of_a_group_releases_the_lock(
+        self, tmp_path: Path, monkeypatch
+    ) -> None:
+        """A group whose only event failed holds nothing: another writer gets the file at once."""
+        path = tmp_path / "store.db"
+        store = SqliteStore(path, commit_every=10)
+        engine = Engine("helpshift", store)
+
+        def crash(changes, record=None):
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(store, "apply", crash)
+        with pytest.raises(RuntimeError):
+            engine.identify({"userId": "u1"}, session="s1", id="e1", ts=TS)
+        other = sqlite3.connect(path, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+            store.close()
+        assert decided_ids(path) == set()
+
+    def test_stores_taking_turns_on_one_file(self, tmp_path: Path) -> None:
+        """Two stores on one file deciding alternate events decide as one store would: each
+        sees the other's commits (its read cache is checked against the file per event)."""
+        log = [line for line in varied_log(4, 300, HELPSHIFT_KEYS) if line.strip()]
+        memory = MemoryStore()
+        reference = Engine("helpshift", memory)
+        expected = [reference.decide_line(raw, n).to_json() for n, raw in enumerate(log)]
+        path = tmp_path / "store.db"
+        stores = [SqliteStore(path), SqliteStore(path)]
+        engines = [Engine("helpshift", store) for store in stores]
+        try:
+            # runs of 1 to 3 events each, so each store also meets its own last writes
+            turns = random.Random(5)
+            decided, n, turn = [], 0, 0
+            while n < len(log):
+                for _ in range(turns.randint(1, 3)):
+                    if n < len(log):
+                        decided.append(engines[turn].decide_line(log[n], n).to_json())
+                        n += 1
+                turn = 1 - turn
+            assert decided == expected
+            assert list(export_rows(stores[0])) == list(export_rows(memory))
+        finally:
+            for store in stores:
+                store.close()
+
+    def test_writes_without_a_record_keep_the_activity_order(self, tmp_path: Path) -> None:
+        """Changes applied directly, without a decision record, order their activity (and its
+        moves) as the memory store does."""
+        writes = [
+            Changes("t1", activity=(("t1", "p1"),)),
+            Changes("t2", activity=(("t2", "p2"), ("t2b", "p2"))),
+            Changes("t3", activity=(("t3", "p1"),)),
+            Changes("t4", moves=(("p2", "p1"),)),
+            Changes("t5", activity=(("t5", "p1"),)),
+        ]
+        memory = MemoryStore()
+        store = SqliteStore(tmp_path / "store.db")
+        try:
+            for changes in writes:
+                memory.apply(changes)
+                with store.transaction():
+                    store.apply(changes)
+            for profile in ("p1", "p2"):
+                assert store.activity_of(profile) == memory.activity_of(profile)
+            assert store.activity_of("p1") == ["t1", "t2", "t2b", "t3", "t5"]
+            assert list(store.history(["p1", "p2"])) == []
+        finally:
+            store.close()
 
 
 WORKER = textwrap.dedent(
@@ -466,6 +597,26 @@ class TestStoreErrors:
         assert str(path) in message
         assert "not an SQLite database" in message
         assert path.read_bytes() == content
+
+    @pytest.mark.parametrize("create", [True, False])
+    def test_other_schema_version(self, tmp_path: Path, create: bool) -> None:
+        """A store written by another schema version (here version 2's layout) is refused with
+        one line naming both versions, and left as it was."""
+        path = tmp_path / "old.db"
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) STRICT")
+            conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+            conn.execute("CREATE TABLE events (id TEXT PRIMARY KEY) STRICT")
+        conn.close()
+        content = path.read_bytes()
+        with pytest.raises(StoreError) as caught:
+            SqliteStore(path, create=create)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert str(path) in message
+        assert f"schema version 2; this idrules reads version {SCHEMA_VERSION}" in message
+        assert path.read_bytes() == content
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
 
     def test_directory(self, tmp_path: Path) -> None:
         """A directory as the store is a StoreError, not a crash."""

@@ -5,6 +5,13 @@ Every event is one ``BEGIN IMMEDIATE`` transaction around its read-modify-write:
 reads and :meth:`SqliteStore.apply`'s writes see one snapshot, and two processes on one file
 queue for the write lock instead of failing with "database is locked" or losing an update.
 A crash at any point leaves the file as it was after the last committed event.
+
+Per event, the planner's reads are served from a read cache this connection keeps of what it
+read and wrote (profiles, sessions, match keys). While it holds the write lock nobody else
+can change the file, so the cache is exact if nobody did in between: each transaction starts
+by comparing ``PRAGMA data_version`` (which changes when *another* connection commits) with
+the value at the last check, and drops the cache when it moved. The writes then touch only
+what changed (see :mod:`.sqlite_schema` for why pages are what counts).
 """
 
 from __future__ import annotations
@@ -13,36 +20,74 @@ import json
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, suppress
+from functools import cache
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 import attrs
 import sqlite_utils
 
 from .._errors import StoreError
 from ..decision import dumps
-from .base import Changes, DecisionRecord, Profile, Session
+from .base import Changes, DecisionRecord, Profile, Session, detached
+from .sqlite_schema import check_version, create_schema
 
-SCHEMA_VERSION = "2"
 _PROFILE_COLUMNS = (
     "id, created_by, user_id, user_key, email, email_key, name, avatar, verified, anonymous, "
     "state, merged_into, attributes, last_seen"
 )
 _SELECT_PROFILE = f"SELECT {_PROFILE_COLUMNS} FROM profiles"
+_PROFILE_BY_ID = f"{_SELECT_PROFILE} WHERE id=?"
+_PROFILE_BY_USER_KEY = f"{_SELECT_PROFILE} WHERE user_key=? AND state='active' ORDER BY seq"
+_PROFILES_BY_EMAIL_KEY = f"{_SELECT_PROFILE} WHERE email_key=? AND state='active' ORDER BY seq"
 _INSERT_PROFILE = f"INSERT INTO profiles ({_PROFILE_COLUMNS}) VALUES ({', '.join('?' * 14)})"
-# the indexed key columns are written only when they change: an unchanged write still costs
-# the index update
-_UPDATE_PROFILE = (
-    "UPDATE profiles SET user_id=?, email=?, name=?, avatar=?, verified=?, anonymous=?, "
-    "state=?, merged_into=?, attributes=?, last_seen=? WHERE id=?"
+#: what an update may change (``id`` and ``created_by`` never do)
+_UPDATABLE = (
+    "user_id",
+    "user_key",
+    "email",
+    "email_key",
+    "name",
+    "avatar",
+    "verified",
+    "anonymous",
+    "state",
+    "merged_into",
+    "attributes",
+    "last_seen",
 )
-_UPDATE_KEYS = "UPDATE profiles SET user_key=?, email_key=? WHERE id=?"
+_SESSION_BY_ID = "SELECT id, current, anon FROM sessions WHERE id=?"
 _UPSERT_SESSION = (
     "INSERT INTO sessions (id, current, anon) VALUES (?, ?, ?) "
     "ON CONFLICT(id) DO UPDATE SET current=excluded.current, anon=excluded.anon"
 )
+_IS_DECIDED = "SELECT 1 FROM events WHERE id=?"
+_INSERT_EVENT = "INSERT INTO events (id) VALUES (?)"
+_INSERT_TIMELINE = "INSERT INTO timeline (profile, seq, n, event_id) VALUES (?, ?, ?, ?)"
+_MOVE_ACTIVITY = "UPDATE timeline SET profile=? WHERE profile=? AND n > 0"
+_INSERT_DECISION = (
+    "INSERT INTO decisions (run, line, event_id, outcome, profile, merged, reasons, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_BARE_DECISION = "INSERT INTO decisions (event_id) VALUES (?)"
+#: events per savepoint inside a commit group (see :meth:`SqliteStore._mark`)
+_MARK_EVERY = 256
+#: entries per read-cache map: a busy widget's working set (the benchmark's 10k returning
+#: users and their sessions) in ~25 MiB at most, filled early in a long replay and then flat
+CACHE_ENTRIES = 16_384
+#: the prepared statements sqlite3 keeps per connection (its default, 128, is shared with the
+#: history and export queries; an update's SQL varies with the columns it changes)
+_STATEMENTS = 512
+#: a profile's attributes as stored: canonical JSON, one encoder for the process
+#: (``json.dumps`` with options builds one per call)
+_ATTRIBUTES = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @attrs.frozen
@@ -56,19 +101,96 @@ class Run:
     last_hash: str | None
 
 
+class _Bounded(OrderedDict[K, V], Generic[K, V]):
+    """A map that forgets its oldest entry beyond ``limit`` entries (memory stays flat however
+    many profiles the file holds)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: K, value: V) -> None:
+        self[key] = value
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class _ReadCache:
+    """What this connection last saw of the file, keyed as the planner asks for it.
+
+    Absences are kept too (no such profile or session, no active profile holding a key): a
+    new user's or session's lookups would otherwise query the file each time, as the planner
+    asks again before writing.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.profiles: _Bounded[str, Profile | None] = _Bounded(limit)
+        self.sessions: _Bounded[str, Session | None] = _Bounded(limit)
+        #: user key -> the active profile holding it (earliest created), as an id
+        self.user_keys: _Bounded[str, str | None] = _Bounded(limit)
+        #: email key -> the active profiles holding it, earliest created first, as ids
+        self.email_keys: _Bounded[str, tuple[str, ...]] = _Bounded(limit)
+
+    def clear(self) -> None:
+        for part in (self.profiles, self.sessions, self.user_keys, self.email_keys):
+            part.clear()
+
+    def wrote_profile(self, after: Profile, before: Profile | None) -> None:
+        """Keep up with a profile write: the profile itself, and forget the key lookups whose
+        answer it may change (its keys before and after, when a key or its state moved)."""
+        self.profiles.put(after.id, _owned(after))
+        if before is not None and (before.user_key, before.email_key, before.state) == (
+            after.user_key,
+            after.email_key,
+            after.state,
+        ):
+            return
+        for p in (before, after):
+            if p is not None:
+                if p.user_key is not None:
+                    self.user_keys.pop(p.user_key, None)
+                if p.email_key is not None:
+                    self.email_keys.pop(p.email_key, None)
+
+
+class _Transaction:
+    """What :meth:`SqliteStore.transaction` returns: one object per store, reused (a
+    generator-based context manager costs a microsecond per event)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        self._store._enter()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        failure: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._store._exit(failure)
+
+
 class SqliteStore:
     """A store in one SQLite file.
 
     ``create``: make the file and its tables when missing (False: the file must already be an
-    idrules store; nothing is written on opening). A file that holds other tables is refused
-    before anything is written to it.
+    idrules store; nothing is written on opening). A file that holds other tables, or an
+    idrules store of another schema version, is refused before anything is written to it.
 
     ``commit_every``: 1 (the default) commits each event on its own. N > 1 groups N events per
-    commit: each event is still atomic (a savepoint), the file stays consistent, but a crash
-    loses up to N-1 decided events, which a resumed replay then decides again. It raises
-    throughput (one fsync-bound commit per group) at that durability cost; :meth:`commit` (or
-    :meth:`close`) makes the last group durable. ``before_commit`` is called just before each
-    commit (a replay flushes its decisions file there, so the file never lags the store).
+    commit: each event is still atomic (an event that fails is rolled back alone, see
+    :meth:`_undo_event`), the file stays consistent, but a crash loses up to N-1 decided
+    events, which a resumed replay then decides again. It raises throughput (one commit per
+    group) at that durability cost; :meth:`commit` (or :meth:`close`) makes the last group
+    durable. ``before_commit`` is called just before each commit (a replay flushes its
+    decisions file there, so the file never lags the store).
+
+    Writes go through :meth:`apply` only (a commit group replays what it applied when one of
+    its events fails).
     """
 
     keeps_decisions = True
@@ -89,10 +211,21 @@ class SqliteStore:
         self._pending = 0
         self._depth = 0
         self._closed = False
+        self._transaction = _Transaction(self)
+        #: what :meth:`apply` wrote in the current event, then (once it succeeded) since the
+        #: commit group's savepoint: what to write again after rolling a failed event back
+        self._applied: list[tuple[Changes, DecisionRecord | None]] = []
+        self._since_mark: list[tuple[Changes, DecisionRecord | None]] = []
+        self._cache = _ReadCache(CACHE_ENTRIES)
+        #: whether the cache may answer reads: only inside a write transaction it validated
+        self._trusted = False
+        self._data_version: int | None = None
         if not create and not os.path.isfile(self.path):
             raise StoreError(f"store not found: {self.path}")
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=timeout, cached_statements=_STATEMENTS
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
         try:
@@ -103,6 +236,8 @@ class SqliteStore:
         except StoreError:
             self._conn.close()
             raise
+        # one cursor for the per-event statements: each fetches its row at once
+        self._cur = self._conn.cursor()
         self.db = sqlite_utils.Database(self._conn)
 
     def _open_patiently(self, create: bool, timeout: float) -> None:
@@ -122,206 +257,220 @@ class SqliteStore:
 
     def _open(self, create: bool) -> None:
         conn = self._conn
-        tables = {
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
+        tables = self._tables()
         if tables and "meta" not in tables:
             raise StoreError(f"{self.path} is an SQLite database but not an idrules store")
         if not tables and not create:
             raise StoreError(f"{self.path} is not an idrules store (it holds no tables)")
-        if create:
+        if tables:  # an existing store: check it before writing anything (even a pragma)
+            check_version(conn, self.path)
+        elif create:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA cache_size=-65536")
-        if create:
-            # one opener at a time: sqlite-utils' deferred read-then-write fails at once with
-            # "database is locked" (and its STRICT probe then silently gives up STRICT)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._create_schema(sqlite_utils.Database(conn))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if found is None or found[0] != SCHEMA_VERSION:
-            version = found[0] if found else "none"
-            raise StoreError(
-                f"{self.path} has store schema version {version}; this idrules "
-                f"reads version {SCHEMA_VERSION}"
-            )
+        # 32 MiB of pages (64 before the read cache): the read cache holds what the planner
+        # asks for again, the pages serve the writes; a long replay's memory then stops
+        # growing early (~150 MiB at 1M events), at no measurable cost with 1M profiles
+        conn.execute("PRAGMA cache_size=-32768")
+        # a commit group's savepoint journals the pages its events change: in memory rather
+        # than in a temporary file written page by page (bounded by _MARK_EVERY)
+        conn.execute("PRAGMA temp_store=MEMORY")
+        # a checkpoint (copying the WAL's pages into the file, two fsyncs) every 8192 WAL pages
+        # (~32 MiB) rather than SQLite's 1000: a page rewritten many times is copied once,
+        # which takes ~15 µs off each per-event commit
+        conn.execute("PRAGMA wal_autocheckpoint=8192")
+        if tables:
+            return
+        # one opener at a time: sqlite-utils' deferred read-then-write fails at once with
+        # "database is locked" (and its STRICT probe then silently gives up STRICT)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = self._tables()  # another opener may have made it since
+            if not tables:
+                create_schema(sqlite_utils.Database(conn))
+            elif "meta" not in tables:
+                raise StoreError(f"{self.path} is an SQLite database but not an idrules store")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        check_version(conn, self.path)
 
-    @staticmethod
-    def _create_schema(db: sqlite_utils.Database) -> None:
-        """Tables and indexes, created explicitly (idempotent)."""
-        db.table("profiles").create(
-            {
-                "seq": int,
-                "id": str,
-                "created_by": str,
-                "user_id": str,
-                "user_key": str,
-                "email": str,
-                "email_key": str,
-                "name": str,
-                "avatar": str,
-                "verified": int,
-                "anonymous": int,
-                "state": str,
-                "merged_into": str,
-                "attributes": str,
-                "last_seen": int,
-            },
-            pk="seq",
-            not_null={
-                "id",
-                "created_by",
-                "verified",
-                "anonymous",
-                "state",
-                "attributes",
-                "last_seen",
-            },
-            strict=True,
-            if_not_exists=True,
-        )
-        db.table("profiles").create_index(["id"], unique=True, if_not_exists=True)
-        db.table("profiles").create_index(["user_key"], if_not_exists=True)
-        db.table("profiles").create_index(["email_key"], if_not_exists=True)
-        db.table("profiles").create_index(["merged_into"], if_not_exists=True)
-        db.table("sessions").create(
-            {"id": str, "current": str, "anon": str}, pk="id", strict=True, if_not_exists=True
-        )
-        db.table("sessions").create_index(["current"], if_not_exists=True)
-        db.table("sessions").create_index(["anon"], if_not_exists=True)
-        db.table("activity").create(
-            {"seq": int, "event_id": str, "profile": str},
-            pk="seq",
-            not_null={"event_id", "profile"},
-            strict=True,
-            if_not_exists=True,
-        )
-        db.table("activity").create_index(["profile", "seq"], if_not_exists=True)
-        db.table("events").create({"id": str}, pk="id", strict=True, if_not_exists=True)
-        # every decision applied, in order: the store's own audit trail (history, resume)
-        db.table("decisions").create(
-            {
-                "seq": int,
-                "run": int,
-                "line": int,
-                "event_id": str,
-                "outcome": str,
-                "profile": str,
-                "merged": str,
-                "reasons": str,
-                "hash": str,
-            },
-            pk="seq",
-            not_null={"outcome", "merged", "reasons"},
-            strict=True,
-            if_not_exists=True,
-        )
-        db.table("decisions").create_index(["profile"], if_not_exists=True)
-        db.table("decisions").create_index(["run", "seq"], if_not_exists=True)
-        db.table("runs").create(
-            {"id": int, "log_key": str, "ruleset": str},
-            pk="id",
-            not_null={"log_key", "ruleset"},
-            strict=True,
-            if_not_exists=True,
-        )
-        db.table("runs").create_index(["log_key", "ruleset"], unique=True, if_not_exists=True)
-        db.table("meta").create(
-            {"key": str, "value": str}, pk="key", strict=True, if_not_exists=True
-        )
-        db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (SCHEMA_VERSION,),
-        )
+    def _tables(self) -> set[str]:
+        rows = self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        return {row[0] for row in rows}
 
     # transactions ----------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One event: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or a savepoint inside a commit group.
+    def transaction(self) -> AbstractContextManager[None]:
+        """One event: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or one event of a commit group.
 
         If the body raises, that event's writes are rolled back (and only them).
         """
-        if self._depth:
-            yield
-            return
-        conn = self._conn
-        # a savepoint only inside a commit group: alone, the transaction is the event
-        grouped = self.commit_every > 1
-        try:
-            if not conn.in_transaction:
-                conn.execute("BEGIN IMMEDIATE")
-            if grouped:
-                conn.execute("SAVEPOINT event")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write store {self.path}: {_why(exc)}") from None
+        return self._transaction
+
+    def _enter(self) -> None:
         self._depth += 1
+        if self._depth > 1 or self._conn.in_transaction:
+            return
         try:
-            yield
+            self._begin()
         except sqlite3.Error as exc:
-            self._rollback_event(grouped)
-            raise StoreError(f"store {self.path}: {_why(exc)}") from None
-        except BaseException:
-            self._rollback_event(grouped)
-            raise
-        finally:
             self._depth -= 1
-        if grouped:
-            conn.execute("RELEASE event")
+            self._forget()
+            raise StoreError(f"cannot write store {self.path}: {_why(exc)}") from None
+
+    def _exit(self, failure: BaseException | None) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
+        applied = self._applied
+        self._applied = []
+        if failure is not None:
+            self._undo_event()
+            if isinstance(failure, sqlite3.Error):
+                raise StoreError(f"store {self.path}: {_why(failure)}") from None
+            return
         self._pending += 1
         if self._pending >= self.commit_every:
             self.commit()
+        elif applied:
+            self._since_mark += applied
+            if len(self._since_mark) >= _MARK_EVERY:
+                try:
+                    self._cur.execute("RELEASE mark")
+                    self._mark()
+                except sqlite3.Error as exc:
+                    self._abandon()
+                    raise StoreError(f"store {self.path}: {_why(exc)}") from None
 
-    def _rollback_event(self, grouped: bool) -> None:
-        conn = self._conn
-        if grouped:
-            conn.execute("ROLLBACK TO event")
-            conn.execute("RELEASE event")
-        if self._pending == 0:  # nothing else in this group: release the write lock
-            conn.execute("ROLLBACK")
+    def _begin(self) -> None:
+        """Take the write lock, and trust the read cache again if no other connection has
+        committed since this one last looked."""
+        cur = self._cur
+        cur.execute("BEGIN IMMEDIATE")
+        version = cur.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._cache.clear()
+            self._data_version = version
+        self._trusted = True
+        if self.commit_every > 1:
+            self._mark()
+
+    def _mark(self) -> None:
+        """Inside a commit group: the savepoint a failed event rolls back to, before the
+        events applied since it are written again (:meth:`_undo_event`). A savepoint per
+        event would cost two statements per event; this costs two per :data:`_MARK_EVERY`
+        events, which also bounds what the savepoint's journal and the list of events hold."""
+        self._cur.execute("SAVEPOINT mark")
+        self._since_mark.clear()
+
+    def _undo_event(self) -> None:
+        """Roll a failed event's writes back, and only them: to the commit group's savepoint,
+        then the group's events since then written again. Should that fail too, the whole
+        uncommitted group goes, as in a crash (a resumed replay decides it again)."""
+        self._cache.clear()  # it may hold the failed event's writes: this is the rare path
+        since, self._since_mark = self._since_mark, []
+        try:
+            if self._pending == 0:  # nothing else in this transaction: release the lock
+                self._cur.execute("ROLLBACK")
+                self._trusted = False
+                return
+            self._cur.execute("ROLLBACK TO mark")
+            for changes, record in since:
+                self._write(changes, record)
+            self._since_mark = since
+        except BaseException as exc:
+            lost = self._pending
+            self._abandon()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(
+                    f"store {self.path}: {_why(exc)} (and the {lost} uncommitted events of "
+                    "this commit group with the failed one)"
+                ) from None
+            raise
+
+    def _abandon(self) -> None:
+        """Give up the open transaction, whatever state it is in."""
+        self._pending = 0
+        self._since_mark = []
+        self._forget()
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self._cur.execute("ROLLBACK")
+
+    def _forget(self) -> None:
+        """Drop the read cache and stop trusting it (after a failed begin or commit, when what
+        the file holds is unsure)."""
+        self._cache.clear()
+        self._trusted = False
 
     def commit(self) -> None:
         """Commit the events decided so far (a no-op when nothing is pending)."""
         self._pending = 0
+        self._since_mark.clear()
         if self._conn.in_transaction:
             if self.before_commit is not None:
                 self.before_commit()
             try:
-                self._conn.execute("COMMIT")
+                self._cur.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._forget()
                 raise StoreError(f"cannot commit to store {self.path}: {_why(exc)}") from None
+        # the lock is released: others may write before this connection's next begin
+        self._trusted = False
 
     # reading ---------------------------------------------------------------------------
     def is_decided(self, event_id: str) -> bool:
-        row = self._conn.execute("SELECT 1 FROM events WHERE id=?", (event_id,)).fetchone()
-        return row is not None
+        return self._cur.execute(_IS_DECIDED, (event_id,)).fetchone() is not None
 
     def profile(self, profile_id: str) -> Profile | None:
-        row = self._conn.execute(f"{_SELECT_PROFILE} WHERE id=?", (profile_id,)).fetchone()
-        return None if row is None else _profile(row)
+        profiles = self._cache.profiles
+        if self._trusted and profile_id in profiles:
+            return profiles[profile_id]
+        row = self._cur.execute(_PROFILE_BY_ID, (profile_id,)).fetchone()
+        found = None if row is None else _profile(row)
+        if self._trusted:
+            profiles.put(profile_id, found)
+        return found
 
     def by_user_key(self, user_key: str) -> Profile | None:
-        row = self._conn.execute(
-            f"{_SELECT_PROFILE} WHERE user_key=? AND state='active' ORDER BY seq LIMIT 1",
-            (user_key,),
-        ).fetchone()
-        return None if row is None else _profile(row)
+        keys = self._cache.user_keys
+        if self._trusted and user_key in keys:
+            return self._by_id(keys[user_key])
+        found = self._load(_PROFILE_BY_USER_KEY, user_key)
+        holder = found[0] if found else None
+        if self._trusted:
+            keys.put(user_key, None if holder is None else holder.id)
+        return holder
 
     def by_email_key(self, email_key: str) -> list[Profile]:
-        rows = self._conn.execute(
-            f"{_SELECT_PROFILE} WHERE email_key=? AND state='active' ORDER BY seq", (email_key,)
-        ).fetchall()
-        return [_profile(row) for row in rows]
+        keys = self._cache.email_keys
+        if self._trusted and email_key in keys:
+            return [p for p in map(self._by_id, keys[email_key]) if p is not None]
+        found = self._load(_PROFILES_BY_EMAIL_KEY, email_key)
+        if self._trusted:
+            keys.put(email_key, tuple(p.id for p in found))
+        return found
+
+    def _by_id(self, profile_id: str | None) -> Profile | None:
+        return None if profile_id is None else self.profile(profile_id)
+
+    def _load(self, sql: str, key: str) -> list[Profile]:
+        """The profiles a key lookup finds, added to the profile cache when trusted."""
+        found = [_profile(row) for row in self._cur.execute(sql, (key,)).fetchall()]
+        if self._trusted:
+            for p in found:
+                self._cache.profiles.put(p.id, p)
+        return found
 
     def session(self, session_id: str) -> Session | None:
-        row = self._conn.execute(
-            "SELECT id, current, anon FROM sessions WHERE id=?", (session_id,)
-        ).fetchone()
-        return None if row is None else Session(*row)
+        sessions = self._cache.sessions
+        if self._trusted and session_id in sessions:
+            return sessions[session_id]
+        row = self._cur.execute(_SESSION_BY_ID, (session_id,)).fetchone()
+        found = None if row is None else Session(*row)
+        if self._trusted:
+            sessions.put(session_id, found)
+        return found
 
     def sessions_of(self, profile_id: str) -> list[Session]:
         rows = self._conn.execute(
@@ -336,7 +485,8 @@ class SqliteStore:
 
     def activity_of(self, profile_id: str) -> list[str]:
         rows = self._conn.execute(
-            "SELECT event_id FROM activity WHERE profile=? ORDER BY seq", (profile_id,)
+            "SELECT event_id FROM timeline WHERE profile=? AND n > 0 ORDER BY seq, n",
+            (profile_id,),
         ).fetchall()
         return [row[0] for row in rows]
 
@@ -349,55 +499,68 @@ class SqliteStore:
     # writing ---------------------------------------------------------------------------
     def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
         """Write one event's changes (call inside :meth:`transaction`)."""
-        conn = self._conn
+        self._applied.append((changes, record))
+        self._write(changes, record)
+
+    def _write(self, changes: Changes, record: DecisionRecord | None) -> None:
+        """The statements of :meth:`apply`. The read cache follows every write, trusted or
+        not: a write is this connection's own, so what the cache holds stays what the file
+        holds."""
+        cur, cache = self._cur, self._cache
         for write in changes.profiles:
             p, before = write.after, write.before
             if before is None:
-                conn.execute(_INSERT_PROFILE, _row(p))
-                continue
-            conn.execute(
-                _UPDATE_PROFILE,
-                (
-                    p.user_id,
-                    p.email,
-                    p.name,
-                    p.avatar,
-                    int(p.verified),
-                    int(p.anonymous),
-                    p.state,
-                    p.merged_into,
-                    _attributes(p),
-                    p.last_seen,
-                    p.id,
-                ),
-            )
-            if (p.user_key, p.email_key) != (before.user_key, before.email_key):
-                conn.execute(_UPDATE_KEYS, (p.user_key, p.email_key, p.id))
+                cur.execute(_INSERT_PROFILE, _row(p))
+            else:
+                self._update_profile(p, before)
+            cache.wrote_profile(p, before)
         for session in changes.sessions:
-            conn.execute(_UPSERT_SESSION, (session.id, session.current, session.anon))
-        if changes.activity:
-            conn.executemany(
-                "INSERT INTO activity (event_id, profile) VALUES (?, ?)", changes.activity
-            )
+            cur.execute(_UPSERT_SESSION, (session.id, session.current, session.anon))
+            cache.sessions.put(session.id, session)
         for source, target in changes.moves:
-            conn.execute("UPDATE activity SET profile=? WHERE profile=?", (target, source))
+            cur.execute(_MOVE_ACTIVITY, (target, source))
         if changes.event_id is not None:
-            conn.execute("INSERT INTO events (id) VALUES (?)", (changes.event_id,))
+            cur.execute(_INSERT_EVENT, (changes.event_id,))
+        about = None
         if record is not None:
-            conn.execute(
-                "INSERT INTO decisions (run, line, event_id, outcome, profile, merged, reasons, "
-                "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            about = record.profile
+            merged = dumps(list(record.merged)) if record.merged else "[]"
+            cur.execute(
+                _INSERT_DECISION,
                 (
                     record.run,
                     record.line,
                     record.event_id,
                     record.outcome,
                     record.profile,
-                    dumps(list(record.merged)),
+                    merged,
                     record.reasons,
                     record.hash,
                 ),
             )
+        elif changes.activity:  # nothing else would give this event its place in the order
+            cur.execute(_INSERT_BARE_DECISION, (changes.event_id,))
+        else:
+            return
+        seq = cur.lastrowid
+        if about is not None:
+            cur.execute(_INSERT_TIMELINE, (about, seq, 0, None))
+        for n, (event_id, profile) in enumerate(changes.activity, 1):
+            cur.execute(_INSERT_TIMELINE, (profile, seq, n, event_id))
+
+    def _update_profile(self, p: Profile, before: Profile) -> None:
+        """Write only the columns that changed: an unchanged indexed column then costs no
+        index page, and unchanged attributes no JSON encoding."""
+        names: list[str] = []
+        values: list[Any] = []
+        for name in _UPDATABLE:
+            value = getattr(p, name)
+            if value != getattr(before, name):
+                names.append(name)
+                values.append(_ATTRIBUTES.encode(value) if name == "attributes" else value)
+        if names:
+            values.append(p.id)
+            self._cur.execute(_update_sql(tuple(names)), values)
 
     # replay runs and history ---------------------------------------------------------
     def run_for(self, log_key: str, ruleset: str) -> Run:
@@ -405,12 +568,11 @@ class SqliteStore:
         stopped: how many decisions it holds and the last one's line, event id and hash."""
         conn = self._conn
         try:
-            with self.transaction():
-                conn.execute(
-                    "INSERT OR IGNORE INTO runs (log_key, ruleset) VALUES (?, ?)",
-                    (log_key, ruleset),
-                )
+            # its own transaction, not an event's: a commit group re-applies only events
             self.commit()
+            conn.execute(
+                "INSERT OR IGNORE INTO runs (log_key, ruleset) VALUES (?, ?)", (log_key, ruleset)
+            )
             run_id = conn.execute(
                 "SELECT id FROM runs WHERE log_key=? AND ruleset=?", (log_key, ruleset)
             ).fetchone()[0]
@@ -432,8 +594,9 @@ class SqliteStore:
         ids = list(profile_ids)
         marks = ", ".join("?" * len(ids))
         rows = self._conn.execute(
-            "SELECT event_id, outcome, profile, merged, reasons, run, line, hash FROM decisions "
-            f"WHERE profile IN ({marks}) ORDER BY seq",
+            "SELECT d.event_id, d.outcome, d.profile, d.merged, d.reasons, d.run, d.line, d.hash "
+            f"FROM timeline t JOIN decisions d ON d.seq = t.seq WHERE t.profile IN ({marks}) "
+            "AND t.n = 0 ORDER BY t.seq",
             ids,
         )
         for row in rows:
@@ -488,6 +651,20 @@ class SqliteStore:
             self._conn.close()
 
 
+@cache
+def _update_sql(names: tuple[str, ...]) -> str:
+    """The UPDATE of exactly these profile columns (a handful of combinations occur)."""
+    return f"UPDATE profiles SET {', '.join(f'{n}=?' for n in names)} WHERE id=?"
+
+
+def _owned(p: Profile) -> Profile:
+    """``p`` sharing no nested attribute value with the caller's objects: a cached profile
+    must not change when the caller later mutates its payload."""
+    if any(isinstance(v, (dict, list)) for v in p.attributes.values()):
+        return attrs.evolve(p, attributes=detached(p.attributes))
+    return p
+
+
 def _profile(row: tuple[Any, ...]) -> Profile:
     return Profile(
         id=row[0],
@@ -521,13 +698,9 @@ def _row(p: Profile) -> tuple[Any, ...]:
         int(p.anonymous),
         p.state,
         p.merged_into,
-        _attributes(p),
+        _ATTRIBUTES.encode(p.attributes),
         p.last_seen,
     )
-
-
-def _attributes(p: Profile) -> str:
-    return json.dumps(p.attributes, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _why(exc: sqlite3.Error) -> str:
