@@ -31,6 +31,8 @@ from email_validator.rfc_constants import (
 _PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
 _SPECIAL_LOCAL = frozenset(name.lower() for name in CASE_INSENSITIVE_MAILBOX_NAMES)
 _DOMAINS = 4_096
+#: addresses off the fast path (non-ASCII, quoted, invalid): rare, so fewer are kept
+_UNUSUAL = 4_096
 
 
 def normalize_email(text: str) -> tuple[str | None, str | None]:
@@ -44,13 +46,14 @@ def normalize_email(text: str) -> tuple[str | None, str | None]:
 
 class EmailCache:
     """:func:`normalize_email` with a per-domain cache for plain addresses and a per-address
-    cache for the rest (each bounded; one per engine, so engines never share state)."""
+    cache for the rest. Bounded (``size`` returning addresses, 4,096 domains, 4,096 unusual
+    addresses) so a long replay's memory levels off; one per engine, never shared."""
 
-    def __init__(self, size: int = 65_536) -> None:
+    def __init__(self, size: int = 16_384) -> None:
         self._size = size
         self._seen: dict[str, tuple[str | None, str | None]] = {}  # returning addresses
         self._domains: dict[str, str | None] = {}
-        self._whole = lru_cache(maxsize=size)(normalize_email)
+        self._whole = lru_cache(maxsize=_UNUSUAL)(normalize_email)
 
     def __call__(self, text: str) -> tuple[str | None, str | None]:
         seen = self._seen.get(text)

@@ -35,7 +35,7 @@ from .rules.model import Ruleset
 
 MAX_TOKEN_BYTES = 8 * 1024
 _TOKEN_CACHE = 4096
-_PROOF_CACHE = 65_536
+_PROOF_CACHE = 16_384
 REGISTERED_CLAIMS = frozenset(("iss", "sub", "aud", "exp", "nbf", "iat", "jti"))
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 _B64 = re.compile(r"[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?")
@@ -109,7 +109,7 @@ class Prover:
         self._tokens: dict[str, tuple[str, dict[str, Any]]] = {}
         # (message, signature) pairs already verified -> their proof (see _hmac)
         self._proofs: dict[tuple[str, str], Proof] = {}
-        self._fingerprint = lru_cache(maxsize=65_536)(fingerprint)
+        self._fingerprint = lru_cache(maxsize=_TOKEN_CACHE)(fingerprint)
         mapped_claims = set(self._claims.values())
         self._skip_claims = REGISTERED_CLAIMS | mapped_claims
         cite = ruleset.cite
