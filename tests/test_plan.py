@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from idrules import Decision, Engine, Event, MemoryStore, export_rows, load_ruleset
@@ -174,6 +175,41 @@ class TestUpdateOnMatch:
         ident(engine, "e1", user_id="u1", email="a@example.com", name="Ada")
         d = ident(engine, "e2", user_id="u1", email="a@example.com", name="Ada")
         assert d.codes == ["match.user_id"]
+
+    def test_unchanged_profile_is_not_written(self) -> None:
+        """Re-sending the same values plans no profile write, even from a store whose every
+        read returns a fresh copy (as a store without a read cache does)."""
+        engine = engine_for()
+        ident(engine, "e1", user_id="u1", email="a@example.com", name="Ada")
+        memory = engine.store
+
+        class Copying:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(memory, name)
+
+            def profile(self, profile_id: str) -> Any:
+                found = memory.profile(profile_id)
+                return None if found is None else attrs.evolve(found)
+
+            def by_user_key(self, user_key: str) -> Any:
+                found = memory.by_user_key(user_key)
+                return None if found is None else attrs.evolve(found)
+
+        engine.store = Copying()  # type: ignore[assignment]
+        event = parse_object(
+            {
+                "id": "e2",
+                "ts": TS,
+                "type": "identify",
+                "session": "s",
+                "payload": {"userId": "u1", "userEmail": "a@example.com", "userName": "Ada"},
+            }
+        )
+        assert isinstance(event, Event)
+        plan = engine.plan(event)
+        assert plan.decision.codes == ["match.user_id"]
+        assert plan.changes.profiles == ()
+        assert plan.changes.sessions == ()
 
     def test_empty_list_updates_nothing(self, tmp_path: Path) -> None:
         """update_on_match: [] leaves the matched profile as it was."""

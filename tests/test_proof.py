@@ -249,6 +249,18 @@ class TestHmacMessage:
             d = run.identify({"user_id": "u_1", "signature": hmac_hex(wrong)}, session="s2")
             assert_refused(d, "auth.invalid", "hmac.message", "signature")
 
+    def test_a_remembered_signature_never_verifies_a_call_it_does_not_cover(
+        self, tmp_path: Path
+    ) -> None:
+        """HMAC("") verified for user id "" is not reused for an email-only call."""
+        ruleset = rules(tmp_path, "extends: strict\nfields: {user_id: {required: false}}\n")
+        run = Run(ruleset)
+        first = run.identify({"user_id": "", "email": "a@example.com", "signature": hmac_hex("")})
+        assert "auth.verified" in first.codes  # the proof held (the blocked id is refused later)
+        d = run.identify({"email": "victim@example.com", "signature": hmac_hex("")}, session="s2")
+        assert_refused(d, "auth.invalid", "hmac.message", "signature")
+        assert "auth.verified" not in d.codes
+
     def test_non_string_value_is_its_json_text(self, tmp_path: Path) -> None:
         """A number is signed as its JSON text: user id 42 (type scalar) signs '42'."""
         ruleset = rules(tmp_path, "extends: strict\nfields: {user_id: {type: scalar}}\n")

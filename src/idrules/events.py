@@ -93,8 +93,8 @@ def parse_object(obj: Any, line: int | None = None) -> Event | InvalidEvent:
     """Check a decoded JSON value against SPEC §1 and build the event."""
     if not isinstance(obj, dict):
         return InvalidEvent(None, "event is not a JSON object", line)
-    event_id = obj.get("id")
-    if not isinstance(event_id, str) or not event_id:
+    event_id = _read_id(obj)
+    if event_id is None:
         return InvalidEvent(None, "'id' is missing or not a non-empty string", line)
     ts = parse_ts(obj.get("ts"))
     if ts is None:

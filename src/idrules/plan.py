@@ -299,7 +299,8 @@ class Planner:
                 )
         if session is not None:
             merged = self._enter(d, session, target, promoted)
-        d.put(target)
+        if target is not found:  # found unchanged: nothing to write
+            d.put(target)
         decision = Decision(
             d.event.id,
             "identified",

@@ -184,8 +184,6 @@ class Prover:
 
     def _covers(self, values: Mapping[str, Any]) -> bool:
         """Whether the call carries at least one field the signature is computed over."""
-        if self._only is not None:
-            return values.get(self._only) is not None
         return any(values.get(field) is not None for field in self._signed_fields)
 
     def _check_hmac(self, plain: Verified, signature: Any) -> Verified | str:
@@ -374,12 +372,7 @@ class Prover:
             Reason(r.code, r.rule, r.field, f"{r.detail}; {mark}" if r.detail else mark)
             for r in proof.reasons
         )
-        return Verified(
-            Proof(proof.verified, reasons, proof.refuse, proof.anonymous),
-            verified.values,
-            verified.attributes,
-            verified.attributes_given,
-        )
+        return _with_proof(verified, Proof(proof.verified, reasons, proof.refuse, proof.anonymous))
 
     # for `idrules sign` ----------------------------------------------------------------
     def sign_hmac(self, values: Mapping[str, Any], key_name: str | None = None) -> str:
