@@ -386,9 +386,12 @@ class Baseline:
             if value is not None:
                 values[name] = value
                 if name == "email":
-                    keys["email"] = value.casefold()
+                    # the match key lower-cases (the workloads' addresses are ASCII)
+                    keys["email"] = value.lower()
                 elif name == "user_id":
                     keys["user_id"] = value
+        if verified and c["method"] == "hmac":
+            keys.pop("email", None)  # the signature covers the user id only: no key
         identity = {
             "user_id": values.get("user_id"),
             "email": values.get("email"),
@@ -509,9 +512,9 @@ class Baseline:
                 if name not in update or value is None or value == target[name]:
                     continue
                 if name == "email":
-                    if keys["email"] == target["email_key"]:
+                    if keys.get("email") is not None and keys["email"] == target["email_key"]:
                         continue  # the same address, retyped
-                    self._index_email(target, keys["email"])
+                    self._index_email(target, keys.get("email"))
                 target[name] = value
             if "attributes" in update and attributes:
                 target["attributes"] = {**target["attributes"], **attributes}
@@ -636,9 +639,9 @@ class Baseline:
             return _decision(eid, line, "rejected")
         anon, created = self._anon_for(eid, sid, ts)
         anon["last_seen"] = max(anon["last_seen"], ts)
-        if value is not None and value.casefold() != anon["email_key"]:
+        if value is not None and value.lower() != anon["email_key"]:
             anon["email"] = value
-            self._index_email(anon, value.casefold())
+            self._index_email(anon, value.lower())
         self.activity.setdefault(anon["id"], []).append(eid)
         return _decision(
             eid,
@@ -752,7 +755,8 @@ class Baseline:
             attributes=dict(values["attributes"]),
         )
         self._index_user(p, values["user_id"])
-        self._index_email(p, values["email"].casefold())
+        signed_id_only = values["verified"] and self.c["method"] == "hmac"
+        self._index_email(p, None if signed_id_only else values["email"].lower())
         self._set_session(session, p["id"], None)
         self.decided.add(eid)
 

@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baseline as baseline_mod
 import workload
 
-from idrules import Engine, MemoryStore, SqliteStore
+from idrules import Engine, MemoryStore, SqliteStore, load_ruleset
 from idrules.events import parse_line
 from idrules.replay import replay as idrules_replay
 from idrules.store.base import Changes, Profile, ProfileWrite, Session
@@ -150,6 +150,8 @@ def _pid(event_id: str) -> str:
 def prefill_changes(pack: str, n: int) -> Iterator[Changes]:
     """The changes deciding the first ``n`` pre-fill identify events makes, without deciding."""
     ts_us = workload.PREFILL_TS * 1_000_000
+    # an HMAC over the user id vouches for nothing else: a verified profile's email is no key
+    hmac_signed = load_ruleset(pack).verification.method == "hmac"
     for seq, i in enumerate(workload.prefill_indices(n)):
         v = workload.prefilled_profile(pack, i)
         event_id = f"pre-{seq}"
@@ -160,7 +162,7 @@ def prefill_changes(pack: str, n: int) -> Iterator[Changes]:
             user_id=v["user_id"],
             user_key=v["user_id"],
             email=v["email"],
-            email_key=v["email"].casefold(),
+            email_key=None if v["verified"] and hmac_signed else v["email"].lower(),
             name=v["name"],
             avatar=v["avatar"],
             verified=v["verified"],

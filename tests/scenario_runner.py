@@ -71,6 +71,7 @@ FIXED_CODES = frozenset(
         "anonymous.cleared",
         "anonymous.expired",
         "session.switched",
+        "session.logged_out",
         "merge.blocked",
         "activity.email_required",
     )

@@ -57,7 +57,11 @@ class TestEmailCache:
         """Plain addresses at one domain share one library call for the domain."""
         cache = EmailCache()
         for n in range(50):
-            assert cache(f"user.{n}@Example.COM") == (f"user.{n}@example.com", None)
+            assert cache(f"User.{n}@Example.COM") == (
+                f"User.{n}@example.com",
+                f"user.{n}@example.com",
+                None,
+            )
         assert list(cache._domains) == ["Example.COM"]
 
     def test_special_mailbox_names_take_the_library_path(self) -> None:
@@ -67,6 +71,6 @@ class TestEmailCache:
 
     def test_failures_carry_the_library_message(self) -> None:
         """An invalid address gets email-validator's own message, not a generic one."""
-        value, error = EmailCache()("ada@invalid")
-        assert value is None
-        assert error == normalize_email("ada@invalid")[1]
+        value, key, error = EmailCache()("ada@invalid")
+        assert value is None and key is None
+        assert error == normalize_email("ada@invalid")[2]

@@ -1008,12 +1008,29 @@ class TestProtectVerified:
         ruleset = rules(
             tmp_path,
             "extends: strict\nfields: {user_id: {required: false}}\n"
+            'verification: {mode: optional, hmac: {message: "{user_id}:{email}"}}\n',
+        )
+        run = Run(ruleset)
+        signature = hmac_hex("u_1:ada@example.com")
+        run.identify({"user_id": "u_1", "email": "ada@example.com", "signature": signature})
+        d = run.identify({"email": "ADA@example.com"}, session="s2")
+        assert_refused(d, "auth.protected_profile", "protect_verified")
+        assert run.by_user("u_1")["email"] == "ada@example.com"  # type: ignore[index]
+
+    def test_unsigned_email_finds_nothing(self, tmp_path: Path) -> None:
+        """An email the verified call did not sign is no key: an unverified call with it gets
+        a profile of its own and never reaches the verified one."""
+        ruleset = rules(
+            tmp_path,
+            "extends: strict\nfields: {user_id: {required: false}}\n"
             "verification: {mode: optional}\n",
         )
         run = Run(ruleset)
-        run.identify({"user_id": "u_1", "email": "ada@example.com", "signature": hmac_hex("u_1")})
+        first = run.identify(
+            {"user_id": "u_1", "email": "ada@example.com", "signature": hmac_hex("u_1")}
+        )
         d = run.identify({"email": "ADA@example.com"}, session="s2")
-        assert_refused(d, "auth.protected_profile", "protect_verified")
+        assert d.outcome == "identified" and d.created and d.profile != first.profile
         assert run.by_user("u_1")["email"] == "ada@example.com"  # type: ignore[index]
 
     def test_unprotected_control(self, tmp_path: Path) -> None:

@@ -208,10 +208,11 @@ class TestSqliteSchema:
 
     @pytest.mark.parametrize("column", ["user_key", "email_key"])
     def test_match_keys_indexed(self, path: Path, column: str) -> None:
-        """Each match key column has an index, and a lookup by it uses the index."""
+        """Each match key column has an index with the state, and a lookup of the active
+        holders uses it with no sort, so it reads the first entries only."""
         db = sqlite_utils.Database(path)
         indexed = [index.columns for index in db["profiles"].indexes]
-        assert [column] in indexed
+        assert [column, "state"] in indexed
         with sqlite3.connect(path) as conn:
             names = {
                 row[0]
@@ -223,7 +224,14 @@ class TestSqliteSchema:
             plan = conn.execute(
                 f"EXPLAIN QUERY PLAN SELECT id FROM profiles WHERE {column}=?", ("x",)
             ).fetchall()
+            active = conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT id FROM profiles WHERE {column}=? "
+                "AND state='active' ORDER BY seq LIMIT 2",
+                ("x",),
+            ).fetchall()
         assert "USING INDEX" in " ".join(str(row[-1]) for row in plan).upper()
+        steps = " ".join(str(row[-1]) for row in active).upper()
+        assert "USING INDEX" in steps and "TEMP B-TREE" not in steps
 
     def test_wal_mode(self, path: Path) -> None:
         """The file is in WAL journal mode (persistent: seen by any later connection)."""

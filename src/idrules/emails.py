@@ -27,6 +27,11 @@ from email_validator.rfc_constants import (
     EMAIL_MAX_LENGTH,
 )
 
+from .matchkeys import email_key
+
+#: (normalised address, its match key, None) or (None, None, the library's message)
+Verdict = tuple[str | None, str | None, str | None]
+
 #: a domain spelled only with these is read the same in any address (no quoting, no brackets)
 _PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
 _SPECIAL_LOCAL = frozenset(name.lower() for name in CASE_INSENSITIVE_MAILBOX_NAMES)
@@ -35,13 +40,14 @@ _DOMAINS = 4_096
 _UNUSUAL = 4_096
 
 
-def normalize_email(text: str) -> tuple[str | None, str | None]:
-    """email-validator's normalised form of ``text``, or its error message (never DNS)."""
+def normalize_email(text: str) -> Verdict:
+    """email-validator's normalised form of ``text`` and its match key, or its error message
+    (never DNS)."""
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        return None, str(exc)
-    return result.normalized, None
+        return None, None, str(exc)
+    return result.normalized, email_key(result.local_part, result.ascii_domain), None
 
 
 class EmailCache:
@@ -51,11 +57,11 @@ class EmailCache:
 
     def __init__(self, size: int = 16_384) -> None:
         self._size = size
-        self._seen: dict[str, tuple[str | None, str | None]] = {}  # returning addresses
+        self._seen: dict[str, Verdict] = {}  # returning addresses
         self._domains: dict[str, str | None] = {}
         self._whole = lru_cache(maxsize=_UNUSUAL)(normalize_email)
 
-    def __call__(self, text: str) -> tuple[str | None, str | None]:
+    def __call__(self, text: str) -> Verdict:
         seen = self._seen.get(text)
         if seen is None:
             if len(self._seen) >= self._size:
@@ -63,7 +69,7 @@ class EmailCache:
             seen = self._seen[text] = self._check(text)
         return seen
 
-    def _check(self, text: str) -> tuple[str | None, str | None]:
+    def _check(self, text: str) -> Verdict:
         local, at, domain = text.partition("@")
         if (
             at
@@ -75,7 +81,8 @@ class EmailCache:
         ):
             normalized = self._domain(domain)
             if normalized is not None and len(local) + 1 + len(normalized) <= EMAIL_MAX_LENGTH:
-                return f"{local}@{normalized}", None
+                # an ASCII domain the library leaves ASCII is its own (lower-case) IDNA form
+                return f"{local}@{normalized}", f"{local.lower()}@{normalized}", None
         return self._whole(text)
 
     def _domain(self, domain: str) -> str | None:

@@ -123,6 +123,8 @@ class Engine:
         identified = prover.mode == "disabled" or self._fields.carries_identifier(mapped.values)
         verified = prover.verify(mapped, event.ts, identified)
         checked = self._fields.check(verified.values)
+        if verified.proof.verified:
+            checked = checked.keyed_by(verified.proof.covers)
         filtered = self._attributes.filter(verified.attributes, verified.attributes_given)
         reasons = (*verified.proof.reasons, *checked.reasons, *filtered.reasons)
         return planner.identify(

@@ -5,9 +5,9 @@ Checks run in a fixed order: type, whitespace, emptiness, blocked values, length
 ``on_invalid`` policy (``reject`` > ``anonymous`` > ``drop``) decides what the whole call
 becomes. Every check that fired, failing or not, is a reason citing its knob.
 
-Match keys: a user id is its own key unless ``case_sensitive: false`` (then casefolded); an
-email's key is email-validator's normalised form, casefolded as a whole, so
-``FOObar@Example.Com`` and ``foobar@example.com`` are one address.
+Match keys come from :mod:`idrules.matchkeys`: they only ever lower-case, one character to
+one, so ``FOObar@Example.Com`` and ``foobar@example.com`` are one address while
+``admin@straße.de`` and ``admin@strasse.de`` are two.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import attrs
 
 from .decision import Reason
 from .emails import EmailCache
+from .matchkeys import email_key_of, user_key
 from .rules.model import IDENTITY_FIELDS, FieldRule, Ruleset
 
 Policy = Literal["anonymous", "reject", "drop"]
@@ -54,6 +55,21 @@ class CheckedIdentity:
     def key(self, name: str) -> str | None:
         checked = self.fields.get(name)
         return None if checked is None else checked.key
+
+    def keyed_by(self, covered: frozenset[str]) -> CheckedIdentity:
+        """These fields with the match keys of identifiers outside ``covered`` removed: a
+        verified call is matched only by what its proof vouches for (SPEC §4), so a value it
+        did not sign can neither send it to another profile nor, through a conflict, refuse
+        it; the value itself is kept (a contact email, say), without a key."""
+        if all(name in covered or self.key(name) is None for name in IDENTIFIERS):
+            return self
+        fields = {
+            name: attrs.evolve(checked, key=None)
+            if name in IDENTIFIERS and name not in covered
+            else checked
+            for name, checked in self.fields.items()
+        }
+        return CheckedIdentity(fields, self.reasons, self.failed, self.given_identifier)
 
 
 _ABSENT = Checked(None, None)
@@ -148,12 +164,12 @@ class FieldChecker:
             value = value[:limit]
             reasons.append(self._truncated)
         if self._is_email:
-            if rule.validate:
-                normalized, error = self._emails(value)
-                if normalized is None:
-                    return self._fail_code("email.invalid", "validate", error, reasons)
-                value = normalized
-            return Checked(value, value.casefold(), tuple(reasons))
+            if not rule.validate:
+                return Checked(value, email_key_of(value), tuple(reasons))
+            normalized, key, error = self._emails(value)
+            if normalized is None:
+                return self._fail_code("email.invalid", "validate", error, reasons)
+            return Checked(normalized, key, tuple(reasons))
         if name == "user_id":
             if rule.email_shaped != "allow" and _EMAIL_SHAPED.fullmatch(value):
                 cite = self._cite["email_shaped"]
@@ -172,8 +188,7 @@ class FieldChecker:
                         "looks like an email address; send emails as email",
                     )
                 )
-            key = value if rule.case_sensitive else value.casefold()
-            return Checked(value, key, tuple(reasons))
+            return Checked(value, user_key(value, rule.case_sensitive), tuple(reasons))
         return Checked(value, None, tuple(reasons))
 
     def _fail(

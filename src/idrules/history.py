@@ -8,6 +8,7 @@ from typing import Any
 
 from ._errors import InputError
 from .emails import normalize_email
+from .matchkeys import email_key_of
 from .store.base import DecisionRecord
 from .store.sqlite import SqliteStore
 
@@ -20,8 +21,8 @@ def find_profile(store: SqliteStore, kind: str, value: str) -> str:
     elif kind == "user_id":
         found = store.find_profiles("user_id", value)
     else:
-        normalized, _ = normalize_email(value.strip())
-        found = store.find_profiles("email_key", (normalized or value.strip()).casefold())
+        _, key, _ = normalize_email(value.strip())
+        found = store.find_profiles("email_key", key or email_key_of(value.strip()))
     roots = list(dict.fromkeys(store.root_of(pid) for pid in found))
     if not roots:
         raise InputError(f"no profile with {kind.replace('_', ' ')} {value!r} in {store.path}")

@@ -28,6 +28,11 @@ from .rules.model import Ruleset
 from .store.base import Changes, Profile, ProfileWrite, Session, StoreReader, detached
 
 _DAY_US = 86_400 * 1_000_000
+#: email holders read per lookup: the winner, a second (ambiguity), the session's own
+#: anonymous profile, and one to spare
+_HOLDERS = 4
+#: the identity of a call whose proof failed: none of its values passed (SPEC §2)
+_UNPROVEN = Identity()
 _UNREAD = Session("")  # never equal to a real session: an unread session is always written
 
 
@@ -188,6 +193,18 @@ class Planner:
             ),
             "inline.updated": Reason("profile.updated", c["anonymous"], "email", "inline email"),
             "anonymous.created": Reason("anonymous.created", c["anonymous"]),
+            "anonymous.fresh": Reason(
+                "anonymous.created",
+                c["after_logout"],
+                None,
+                "the session's identity had ended; it starts a fresh anonymous profile",
+            ),
+            "ambiguous": Reason(
+                "match.email_ambiguous",
+                c["precedence"],
+                "email",
+                "several profiles hold this email; the earliest created wins",
+            ),
         }
         self._r_updated = {
             name: Reason("profile.updated", c["update"], name)
@@ -227,13 +244,16 @@ class Planner:
         """
         d = _Draft(store, event)
         d.reasons.extend(reasons)
-        identity = Identity(
-            checked.value("user_id"),
-            checked.value("email"),
-            checked.value("name"),
-            checked.value("avatar"),
-            proof.verified,
-        )
+        if proof.refuse or proof.anonymous:  # the values did not pass their proof
+            identity = _UNPROVEN
+        else:
+            identity = Identity(
+                checked.value("user_id"),
+                checked.value("email"),
+                checked.value("name"),
+                checked.value("avatar"),
+                proof.verified,
+            )
         if refuse or proof.refuse or checked.failed == "reject":
             return self._refused(d, identity)
         no_identifier = checked.key("user_id") is None and checked.key("email") is None
@@ -329,24 +349,50 @@ class Planner:
                     d.reasons.append(self._r["match.user_id"])
                     return found, kind
                 continue
-            candidates = [
-                p
-                for p in d.store.by_email_key(key)
-                if p.id not in own and not self._expired(p, d.event.ts)
-            ]
+            candidates = self._email_holders(d, key, own)
             if candidates:
                 d.reasons.append(self._r["match.email"])
                 if len(candidates) > 1:
-                    d.reasons.append(
-                        Reason(
-                            "match.email_ambiguous",
-                            self._c["precedence"],
-                            "email",
-                            f"{len(candidates)} profiles hold this email; the earliest wins",
-                        )
-                    )
+                    d.reasons.append(self._r["ambiguous"])
                 return candidates[0], kind
         return None, None
+
+    def _email_holders(self, d: _Draft, key: str, own: set[str]) -> list[Profile]:
+        """The first two profiles that may answer to this email key, earliest created first:
+        active holders other than the session's own anonymous profile, whose TTL has not run
+        out. Holders found expired on the way are marked so (once: the next lookup no longer
+        meets them), so a lookup reads a few profiles however many hold the key."""
+        limit = _HOLDERS
+        expired: dict[str, None] = {}
+        while True:
+            holders = d.store.by_email_key(key, limit)
+            live: list[Profile] = []
+            for p in holders:
+                if p.id in own:
+                    continue
+                if self._expired(p, d.event.ts):
+                    if p.id not in expired:  # a longer look meets it again
+                        d.put(attrs.evolve(p, state="expired"))
+                        self._detach(d, p.id)  # its sessions start afresh, as at its expiry
+                        expired[p.id] = None
+                    continue
+                live.append(p)
+                if len(live) == 2:
+                    break
+            if len(live) == 2 or len(holders) < limit:
+                break
+            limit *= 4  # expired holders filled the page: look further, once each
+        if expired:
+            d.reasons.append(
+                Reason(
+                    "anonymous.expired",
+                    self._c["ttl"],
+                    "email",
+                    f"{len(expired)} anonymous profile(s) holding this email unused for "
+                    "longer than ttl_days",
+                )
+            )
+        return live
 
     def _create(
         self,
@@ -386,9 +432,10 @@ class Planner:
             if value is None or value == getattr(found, name):
                 continue
             if name == "email":
-                if checked.key("email") == found.email_key:
-                    continue  # the same address (keys are casefolded): nothing changed
-                changes["email_key"] = checked.key("email")
+                key = checked.key("email")
+                if key is not None and key == found.email_key:
+                    continue  # the same address, retyped in another case: nothing changed
+                changes["email_key"] = key
             changes[name] = value
             d.reasons.append(self._r_updated[name])
         if "attributes" in self._update and attributes:
@@ -521,10 +568,20 @@ class Planner:
 
     # logout ----------------------------------------------------------------------------
     def logout(self, event: Event, store: StoreReader) -> Plan:
-        """``logout``, or ``identify(null)``: the session leaves its identity (``after_logout``)."""
+        """``logout``, or ``identify(null)``: the session leaves its identity (``after_logout``),
+        and the decision says what it acts as now."""
         d = _Draft(store, event)
         if event.session is not None and store.session(event.session) is not None:
-            self._logged_out(d, d.session(event.session))
+            after = self._logged_out(d, d.session(event.session))
+            if after.current is not None:
+                now = f"acts as its anonymous profile {after.current}"
+            else:
+                now = "starts a fresh anonymous state"
+        else:
+            now = "held no identity"
+        d.reasons.append(
+            Reason("session.logged_out", self._c["after_logout"], None, f"the session {now}")
+        )
         decision = Decision(
             event.id, "logged_out", self.ref, reasons=tuple(d.reasons), line=event.line
         )
@@ -623,7 +680,10 @@ class Planner:
                     last_seen=d.event.ts,
                 )
             )
-            d.reasons.append(self._r["anonymous.created"])
+            # a session the store knows, acting as nothing: its identity ended (a logout, or
+            # another session claimed its anonymous profile) and after_logout began afresh
+            fresh = session.current is None and d.store.session(session.id) is not None
+            d.reasons.append(self._r["anonymous.fresh" if fresh else "anonymous.created"])
         if session.current != anon.id or session.anon != anon.id:
             d.set_session(Session(session.id, anon.id, anon.id))
         return anon, created

@@ -31,12 +31,13 @@ from .decision import Reason, dumps, fingerprint
 from .dialect import Mapped
 from .events import not_json_text
 from .keys import read_secret
-from .rules.model import Ruleset
+from .rules.model import IDENTITY_FIELDS, Ruleset
 
 MAX_TOKEN_BYTES = 8 * 1024
 _TOKEN_CACHE = 4096
 _PROOF_CACHE = 16_384
 REGISTERED_CLAIMS = frozenset(("iss", "sub", "aud", "exp", "nbf", "iat", "jti"))
+_EVERY_FIELD = frozenset(IDENTITY_FIELDS)
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 _B64 = re.compile(r"[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?")
 _US = 1_000_000
@@ -44,12 +45,15 @@ _US = 1_000_000
 
 @attrs.frozen(slots=True)
 class Proof:
-    """What the proof stage concluded (see :mod:`idrules.proof`)."""
+    """What the proof stage concluded (see :mod:`idrules.proof`). ``covers``: the identity
+    fields a verified proof vouches for (an HMAC's message template names them; a token
+    vouches for every field, since the identity comes from its claims alone)."""
 
     verified: bool = False
     reasons: tuple[Reason, ...] = ()
     refuse: bool = False  # reject the call
     anonymous: bool = False  # treat the caller as anonymous
+    covers: frozenset[str] = frozenset()
 
 
 NO_PROOF = Proof()
@@ -93,6 +97,7 @@ class Prover:
         # a signature over none of these fields would be an HMAC of the template's bare text:
         # it proves nothing about the caller, so such a call is refused
         self._signed_fields = tuple(name for _, name, _, _ in self._template if name)
+        self._hmac_covers = frozenset(self._signed_fields)
         only = self._template[0] if len(self._template) == 1 else None
         self._only = only[1] if only is not None and not only[0] and not only[2] else None
         self._encoding = rules.hmac.encoding
@@ -175,7 +180,9 @@ class Prover:
         verdict = self._check_hmac(plain, signature)
         if isinstance(verdict, Verified):
             return self._fingerprinted(verdict, "signature", signature)
-        proof = self._verified(verdict, f"signature {self._fingerprint(signature)}")
+        proof = self._verified(
+            verdict, self._hmac_covers, f"signature {self._fingerprint(signature)}"
+        )
         if seen is not None:
             if len(self._proofs) >= _PROOF_CACHE:
                 del self._proofs[next(iter(self._proofs))]  # the oldest
@@ -280,7 +287,7 @@ class Prover:
         extra = {k: v for k, v in claims.items() if k not in self._skip_claims}
         if not self._extra:
             extra = {}
-        proof = self._verified(key_name, f"token {self._fingerprint(token)}")
+        proof = self._verified(key_name, _EVERY_FIELD, f"token {self._fingerprint(token)}")
         return Verified(proof, values, extra, bool(extra))
 
     def _decode(self, token: str, nothing: Verified) -> tuple[str, dict[str, Any]] | Verified:
@@ -339,12 +346,10 @@ class Prover:
         return None
 
     # verdicts --------------------------------------------------------------------------
-    def _verified(self, key_name: str, mark: str | None = None) -> Proof:
-        """A verified proof naming the key (and, with ``mark``, the signature's fingerprint)."""
-        detail = f"key {key_name}" if mark is None else f"key {key_name}; {mark}"
-        return Proof(
-            verified=True, reasons=(Reason("auth.verified", self._c["method"], None, detail),)
-        )
+    def _verified(self, key_name: str, covers: frozenset[str], mark: str) -> Proof:
+        """A verified proof naming the key and the signature's or token's fingerprint."""
+        reason = Reason("auth.verified", self._c["method"], None, f"key {key_name}; {mark}")
+        return Proof(verified=True, reasons=(reason,), covers=covers)
 
     def _missing(self, plain: Verified, what: str) -> Verified:
         if self.mode == "optional":

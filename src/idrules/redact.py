@@ -3,8 +3,8 @@
 ``keep`` shows them; ``mask`` keeps a hint (``a***@example.com``, ``A*** L***``); ``hash``
 replaces them by a keyed HMAC (``hmac:`` + 16 hex digits) so the same email still correlates
 across lines without being readable, and nobody without the key can test a guess. Emails are
-hashed by their match key (casefolded), so case does not break the correlation. Tokens and
-signatures never reach a decision at all.
+hashed by their match key (:mod:`idrules.matchkeys`), so case does not break the correlation.
+Tokens and signatures never reach a decision at all.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import attrs
 
 from .decision import Decision
 from .keys import read_secret
+from .matchkeys import email_key_of
 from .rules.model import Ruleset
 
 _EMAIL_DETAIL = "the email failed the syntax check (detail redacted)"
@@ -38,7 +39,7 @@ class Redactor:
             if "hash" in (rules.emails, rules.names)
             else b""
         )
-        self._email = _policy(rules.emails, key, _mask_email, str.casefold)
+        self._email = _policy(rules.emails, key, _mask_email, email_key_of)
         self._name = _policy(rules.names, key, _mask_name, lambda v: v)
         self._emails_hidden = rules.emails != "keep"
 

@@ -22,7 +22,8 @@ State = Literal["active", "merged", "cleared", "expired"]
 
 @attrs.frozen(slots=True)
 class Profile:
-    """One profile. ``user_key``/``email_key`` are the match keys (see :mod:`idrules.fields`)."""
+    """One profile. ``user_key``/``email_key`` are the match keys (:mod:`idrules.matchkeys`);
+    a value the caller did not prove is kept without a key (see :mod:`idrules.engine`)."""
 
     id: str
     created_by: str
@@ -113,11 +114,14 @@ class StoreReader(Protocol):
     def profile(self, profile_id: str) -> Profile | None: ...
 
     def by_user_key(self, user_key: str) -> Profile | None:
-        """The active profile holding this user id match key."""
+        """The active profile holding this user id match key (the earliest created, should
+        there be several): one indexed lookup."""
         ...
 
-    def by_email_key(self, email_key: str) -> list[Profile]:
-        """Active profiles whose current email has this match key, earliest created first."""
+    def by_email_key(self, email_key: str, limit: int) -> list[Profile]:
+        """At most ``limit`` active profiles whose current email has this match key, earliest
+        created first. The planner asks for the few it needs (the winner, and whether there is
+        a second): what a lookup costs never grows with how many profiles share the key."""
         ...
 
     def session(self, session_id: str) -> Session | None: ...

@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, suppress
@@ -34,7 +36,7 @@ import sqlite_utils
 from .._errors import StoreError
 from ..decision import dumps
 from .base import Changes, DecisionRecord, Profile, Session, detached
-from .sqlite_schema import check_version, create_schema
+from .sqlite_schema import SCHEMA_VERSION, check_version, create_schema, upgrade
 
 _PROFILE_COLUMNS = (
     "id, created_by, user_id, user_key, email, email_key, name, avatar, verified, anonymous, "
@@ -42,8 +44,11 @@ _PROFILE_COLUMNS = (
 )
 _SELECT_PROFILE = f"SELECT {_PROFILE_COLUMNS} FROM profiles"
 _PROFILE_BY_ID = f"{_SELECT_PROFILE} WHERE id=?"
-_PROFILE_BY_USER_KEY = f"{_SELECT_PROFILE} WHERE user_key=? AND state='active' ORDER BY seq"
-_PROFILES_BY_EMAIL_KEY = f"{_SELECT_PROFILE} WHERE email_key=? AND state='active' ORDER BY seq"
+#: key lookups read the first entries of (key, state) in the key's index: creation order
+_PROFILE_BY_USER_KEY = f"{_SELECT_PROFILE} WHERE user_key=? AND state='active' ORDER BY seq LIMIT 1"
+_PROFILES_BY_EMAIL_KEY = (
+    f"{_SELECT_PROFILE} WHERE email_key=? AND state='active' ORDER BY seq LIMIT ?"
+)
 _INSERT_PROFILE = f"INSERT INTO profiles ({_PROFILE_COLUMNS}) VALUES ({', '.join('?' * 14)})"
 #: what an update may change (``id`` and ``created_by`` never do)
 _UPDATABLE = (
@@ -74,6 +79,8 @@ _INSERT_DECISION = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_BARE_DECISION = "INSERT INTO decisions (event_id) VALUES (?)"
+#: profiles per batch of an export (:meth:`SqliteStore.profiles`)
+_EXPORT_BATCH = 1_000
 #: events per savepoint inside a commit group (see :meth:`SqliteStore._mark`)
 _MARK_EVERY = 256
 #: entries per read-cache map: a busy widget's working set (the benchmark's 10k returning
@@ -128,8 +135,9 @@ class _ReadCache:
         self.sessions: _Bounded[str, Session | None] = _Bounded(limit)
         #: user key -> the active profile holding it (earliest created), as an id
         self.user_keys: _Bounded[str, str | None] = _Bounded(limit)
-        #: email key -> the active profiles holding it, earliest created first, as ids
-        self.email_keys: _Bounded[str, tuple[str, ...]] = _Bounded(limit)
+        #: email key -> (the limit asked for, the first active holders found, as ids): the
+        #: answer to any limit up to the one asked, and to every limit when fewer were found
+        self.email_keys: _Bounded[str, tuple[int, tuple[str, ...]]] = _Bounded(limit)
 
     def clear(self) -> None:
         for part in (self.profiles, self.sessions, self.user_keys, self.email_keys):
@@ -178,8 +186,15 @@ class SqliteStore:
     """A store in one SQLite file.
 
     ``create``: make the file and its tables when missing (False: the file must already be an
-    idrules store; nothing is written on opening). A file that holds other tables, or an
-    idrules store of another schema version, is refused before anything is written to it.
+    idrules store; nothing is written on opening). ``readonly``: open an existing store for
+    reading only (``mode=ro``, or ``immutable`` when SQLite cannot share its lock files, as in
+    a folder the reader may not write): nothing is ever created or written. A file that holds
+    other tables, or an idrules store of an unknown schema version, is refused before
+    anything is written to it; a store of an older version this idrules can upgrade is
+    re-keyed once when opened for writing, and :attr:`notes` says what changed.
+
+    One store may be shared by threads: each event's transaction, and every read, holds the
+    store's lock, so events are decided one at a time and a reader never sees half of one.
 
     ``commit_every``: 1 (the default) commits each event on its own. N > 1 groups N events per
     commit: each event is still atomic (an event that fails is rolled back alone, see
@@ -200,12 +215,17 @@ class SqliteStore:
         path: str | Path,
         *,
         create: bool = True,
+        readonly: bool = False,
         commit_every: int = 1,
         timeout: float = 60.0,
     ) -> None:
         if commit_every < 1:
             raise ValueError("commit_every must be at least 1")
         self.path = str(path)
+        self.readonly = readonly
+        #: one-line notes about the opening (an older store re-keyed), for the caller to show
+        self.notes: list[str] = []
+        self._lock = threading.RLock()
         self.commit_every = commit_every
         self.before_commit: Callable[[], object] | None = None
         self._pending = 0
@@ -220,16 +240,11 @@ class SqliteStore:
         #: whether the cache may answer reads: only inside a write transaction it validated
         self._trusted = False
         self._data_version: int | None = None
-        if not create and not os.path.isfile(self.path):
+        if (readonly or not create) and not os.path.isfile(self.path):
             raise StoreError(f"store not found: {self.path}")
+        self._conn = self._connect(timeout)
         try:
-            self._conn = sqlite3.connect(
-                self.path, isolation_level=None, timeout=timeout, cached_statements=_STATEMENTS
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
-        try:
-            self._open_patiently(create, timeout)
+            self._open_patiently(create and not readonly, timeout)
         except sqlite3.Error as exc:
             self._conn.close()
             raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
@@ -239,6 +254,35 @@ class SqliteStore:
         # one cursor for the per-event statements: each fetches its row at once
         self._cur = self._conn.cursor()
         self.db = sqlite_utils.Database(self._conn)
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        """The connection: read-write, or read-only (``mode=ro``, then ``immutable`` when the
+        folder's lock files cannot be made). Shared by the threads using this store, which
+        take :attr:`_lock` around every use."""
+
+        def connect(target: str, uri: bool) -> sqlite3.Connection:
+            conn = sqlite3.connect(
+                target,
+                isolation_level=None,
+                timeout=timeout,
+                cached_statements=_STATEMENTS,
+                check_same_thread=False,
+                uri=uri,
+            )
+            if self.readonly:  # a WAL file's first read needs its lock files: check now
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+
+        try:
+            if not self.readonly:
+                return connect(self.path, False)
+            url = "file:" + urllib.parse.quote(os.path.abspath(self.path))
+            try:
+                return connect(url + "?mode=ro", True)
+            except sqlite3.OperationalError:
+                return connect(url + "?immutable=1", True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {_why(exc)}") from None
 
     def _open_patiently(self, create: bool, timeout: float) -> None:
         """Open, retrying while another process holds the lock for its own opening: switching
@@ -263,9 +307,14 @@ class SqliteStore:
         if not tables and not create:
             raise StoreError(f"{self.path} is not an idrules store (it holds no tables)")
         if tables:  # an existing store: check it before writing anything (even a pragma)
-            check_version(conn, self.path)
+            if check_version(conn, self.path, writable=not self.readonly) != SCHEMA_VERSION:
+                note = upgrade(conn, self.path)
+                if note is not None:
+                    self.notes.append(note)
         elif create:
             conn.execute("PRAGMA journal_mode=WAL")
+        if self.readonly:
+            return
         conn.execute("PRAGMA synchronous=NORMAL")
         # 32 MiB of pages (64 before the read cache): the read cache holds what the planner
         # asks for again, the pages serve the writes; a long replay's memory then stops
@@ -308,17 +357,29 @@ class SqliteStore:
         return self._transaction
 
     def _enter(self) -> None:
+        self._lock.acquire()  # released by _exit, or here when the transaction cannot begin
         self._depth += 1
         if self._depth > 1 or self._conn.in_transaction:
             return
+        if self.readonly:
+            self._depth -= 1
+            self._lock.release()
+            raise StoreError(f"store {self.path} was opened read-only")
         try:
             self._begin()
         except sqlite3.Error as exc:
             self._depth -= 1
             self._forget()
+            self._lock.release()
             raise StoreError(f"cannot write store {self.path}: {_why(exc)}") from None
 
     def _exit(self, failure: BaseException | None) -> None:
+        try:
+            self._finish(failure)
+        finally:
+            self._lock.release()
+
+    def _finish(self, failure: BaseException | None) -> None:
         self._depth -= 1
         if self._depth:
             return
@@ -405,6 +466,10 @@ class SqliteStore:
 
     def commit(self) -> None:
         """Commit the events decided so far (a no-op when nothing is pending)."""
+        with self._lock:
+            self._commit()
+
+    def _commit(self) -> None:
         self._pending = 0
         self._since_mark.clear()
         if self._conn.in_transaction:
@@ -419,82 +484,109 @@ class SqliteStore:
         self._trusted = False
 
     # reading ---------------------------------------------------------------------------
+    # Each read holds the store's lock (re-entered, cheaply, inside a transaction): threads
+    # share one connection, and a reader must never see half of another thread's event.
     def is_decided(self, event_id: str) -> bool:
-        return self._cur.execute(_IS_DECIDED, (event_id,)).fetchone() is not None
+        with self._lock:
+            return self._cur.execute(_IS_DECIDED, (event_id,)).fetchone() is not None
 
     def profile(self, profile_id: str) -> Profile | None:
-        profiles = self._cache.profiles
-        if self._trusted and profile_id in profiles:
-            return profiles[profile_id]
-        row = self._cur.execute(_PROFILE_BY_ID, (profile_id,)).fetchone()
-        found = None if row is None else _profile(row)
-        if self._trusted:
-            profiles.put(profile_id, found)
-        return found
+        with self._lock:
+            profiles = self._cache.profiles
+            if self._trusted and profile_id in profiles:
+                return profiles[profile_id]
+            row = self._cur.execute(_PROFILE_BY_ID, (profile_id,)).fetchone()
+            found = None if row is None else _profile(row)
+            if self._trusted:
+                profiles.put(profile_id, found)
+            return found
 
     def by_user_key(self, user_key: str) -> Profile | None:
-        keys = self._cache.user_keys
-        if self._trusted and user_key in keys:
-            return self._by_id(keys[user_key])
-        found = self._load(_PROFILE_BY_USER_KEY, user_key)
-        holder = found[0] if found else None
-        if self._trusted:
-            keys.put(user_key, None if holder is None else holder.id)
-        return holder
+        with self._lock:
+            keys = self._cache.user_keys
+            if self._trusted and user_key in keys:
+                return self._by_id(keys[user_key])
+            found = self._load(_PROFILE_BY_USER_KEY, (user_key,))
+            holder = found[0] if found else None
+            if self._trusted:
+                keys.put(user_key, None if holder is None else holder.id)
+            return holder
 
-    def by_email_key(self, email_key: str) -> list[Profile]:
-        keys = self._cache.email_keys
-        if self._trusted and email_key in keys:
-            return [p for p in map(self._by_id, keys[email_key]) if p is not None]
-        found = self._load(_PROFILES_BY_EMAIL_KEY, email_key)
-        if self._trusted:
-            keys.put(email_key, tuple(p.id for p in found))
-        return found
+    def by_email_key(self, email_key: str, limit: int) -> list[Profile]:
+        with self._lock:
+            keys = self._cache.email_keys
+            if self._trusted and email_key in keys:
+                asked, ids = keys[email_key]
+                if limit <= asked or len(ids) < asked:
+                    return [p for p in map(self._by_id, ids[:limit]) if p is not None]
+            found = self._load(_PROFILES_BY_EMAIL_KEY, (email_key, limit))
+            if self._trusted:
+                keys.put(email_key, (limit, tuple(p.id for p in found)))
+            return found
 
     def _by_id(self, profile_id: str | None) -> Profile | None:
         return None if profile_id is None else self.profile(profile_id)
 
-    def _load(self, sql: str, key: str) -> list[Profile]:
+    def _load(self, sql: str, args: tuple[Any, ...]) -> list[Profile]:
         """The profiles a key lookup finds, added to the profile cache when trusted."""
-        found = [_profile(row) for row in self._cur.execute(sql, (key,)).fetchall()]
+        found = [_profile(row) for row in self._cur.execute(sql, args).fetchall()]
         if self._trusted:
             for p in found:
                 self._cache.profiles.put(p.id, p)
         return found
 
     def session(self, session_id: str) -> Session | None:
-        sessions = self._cache.sessions
-        if self._trusted and session_id in sessions:
-            return sessions[session_id]
-        row = self._cur.execute(_SESSION_BY_ID, (session_id,)).fetchone()
-        found = None if row is None else Session(*row)
-        if self._trusted:
-            sessions.put(session_id, found)
-        return found
+        with self._lock:
+            sessions = self._cache.sessions
+            if self._trusted and session_id in sessions:
+                return sessions[session_id]
+            row = self._cur.execute(_SESSION_BY_ID, (session_id,)).fetchone()
+            found = None if row is None else Session(*row)
+            if self._trusted:
+                sessions.put(session_id, found)
+            return found
 
     def sessions_of(self, profile_id: str) -> list[Session]:
-        rows = self._conn.execute(
+        rows = self._fetch(
             "SELECT id, current, anon FROM sessions WHERE current=? OR anon=? ORDER BY id",
             (profile_id, profile_id),
-        ).fetchall()
+        )
         return [Session(*row) for row in rows]
 
     def profiles(self) -> Iterator[Profile]:
-        for row in self._conn.execute(f"{_SELECT_PROFILE} ORDER BY seq"):
-            yield _profile(row)
+        """Every profile in creation order, read in batches (each under the lock), so an
+        export of a large store streams."""
+        after = 0
+        while True:
+            rows = self._fetch(
+                f"SELECT seq, {_PROFILE_COLUMNS} FROM profiles WHERE seq > ? ORDER BY seq "
+                f"LIMIT {_EXPORT_BATCH}",
+                (after,),
+            )
+            for row in rows:
+                yield _profile(row[1:])
+            if len(rows) < _EXPORT_BATCH:
+                return
+            after = rows[-1][0]
 
     def activity_of(self, profile_id: str) -> list[str]:
-        rows = self._conn.execute(
+        rows = self._fetch(
             "SELECT event_id FROM timeline WHERE profile=? AND n > 0 ORDER BY seq, n",
             (profile_id,),
-        ).fetchall()
+        )
         return [row[0] for row in rows]
 
     def acting_sessions(self, profile_id: str) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT id FROM sessions WHERE current=? ORDER BY id", (profile_id,)
-        ).fetchall()
+        rows = self._fetch("SELECT id FROM sessions WHERE current=? ORDER BY id", (profile_id,))
         return [row[0] for row in rows]
+
+    def _fetch(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        """All rows of one query, under the store's lock; a failure is one line."""
+        with self._lock:
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"store {self.path}: {_why(exc)}") from None
 
     # writing ---------------------------------------------------------------------------
     def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
@@ -567,6 +659,10 @@ class SqliteStore:
         """The replay run of this log under this ruleset (made on first use), with where it
         stopped: how many decisions it holds and the last one's line, event id and hash."""
         conn = self._conn
+        with self._lock:
+            return self._run_for(conn, log_key, ruleset)
+
+    def _run_for(self, conn: sqlite3.Connection, log_key: str, ruleset: str) -> Run:
         try:
             # its own transaction, not an event's: a commit group re-applies only events
             self.commit()
@@ -593,7 +689,7 @@ class SqliteStore:
         """Every decision whose profile is one of ``profile_ids``, in the order applied."""
         ids = list(profile_ids)
         marks = ", ".join("?" * len(ids))
-        rows = self._conn.execute(
+        rows = self._fetch(
             "SELECT d.event_id, d.outcome, d.profile, d.merged, d.reasons, d.run, d.line, d.hash "
             f"FROM timeline t JOIN decisions d ON d.seq = t.seq WHERE t.profile IN ({marks}) "
             "AND t.n = 0 ORDER BY t.seq",
@@ -609,9 +705,9 @@ class SqliteStore:
         found: list[str] = []
         todo = [profile_id]
         while todo:
-            rows = self._conn.execute(
+            rows = self._fetch(
                 "SELECT id FROM profiles WHERE merged_into=? ORDER BY seq", (todo.pop(),)
-            ).fetchall()
+            )
             for (pid,) in rows:
                 if pid not in found and pid != profile_id:
                     found.append(pid)
@@ -622,9 +718,8 @@ class SqliteStore:
         """The profile ``profile_id`` was merged into, followed to the end (itself if none)."""
         seen = {profile_id}
         while True:
-            row = self._conn.execute(
-                "SELECT merged_into FROM profiles WHERE id=?", (profile_id,)
-            ).fetchone()
+            rows = self._fetch("SELECT merged_into FROM profiles WHERE id=?", (profile_id,))
+            row = rows[0] if rows else None
             if row is None or row[0] is None or row[0] in seen:
                 return profile_id
             profile_id = row[0]
@@ -635,20 +730,20 @@ class SqliteStore:
         equals ``value``, earliest first."""
         if column not in ("id", "user_id", "user_key", "email_key"):
             raise ValueError(column)
-        rows = self._conn.execute(
-            f"SELECT id FROM profiles WHERE {column}=? ORDER BY seq", (value,)
-        ).fetchall()
+        rows = self._fetch(f"SELECT id FROM profiles WHERE {column}=? ORDER BY seq", (value,))
         return [row[0] for row in rows]
 
     def close(self) -> None:
         """Commit any pending group, then close the file (again: a no-op)."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.commit()
-        finally:
-            self._conn.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if not self.readonly:
+                    self.commit()
+            finally:
+                self._conn.close()
 
 
 @cache

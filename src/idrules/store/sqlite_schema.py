@@ -30,20 +30,97 @@ import sqlite3
 import sqlite_utils
 
 from .._errors import StoreError
+from ..matchkeys import email_key_of, user_key
 
-#: "3": WITHOUT ROWID tables, ``timeline``, partial indexes (a version 2 file is refused)
-SCHEMA_VERSION = "3"
+#: "4": match keys that only lower-case (:mod:`idrules.matchkeys`), indexed with the state so a
+#: lookup of the active holders skips the others. "3": WITHOUT ROWID tables, ``timeline``,
+#: partial indexes; a version 3 file is re-keyed when opened for writing (:func:`upgrade`)
+SCHEMA_VERSION = "4"
+#: the versions :func:`upgrade` brings to :data:`SCHEMA_VERSION`
+UPGRADABLE = frozenset({"3"})
+#: how many groups of profiles that no longer share a key the upgrade's note names
+_NAMED = 5
 
 
-def check_version(conn: sqlite3.Connection, path: str) -> None:
-    """Refuse, with one line, a store written by another schema version (nothing is written)."""
+def read_version(conn: sqlite3.Connection) -> str | None:
+    """The schema version the file says it has (None: no version row)."""
     found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    if found is None or found[0] != SCHEMA_VERSION:
-        version = found[0] if found else "none"
+    return None if found is None else str(found[0])
+
+
+def check_version(conn: sqlite3.Connection, path: str, *, writable: bool = True) -> str:
+    """Refuse, with one line, a store this idrules cannot use (nothing is written); return
+    its version (:data:`SCHEMA_VERSION`, or one :func:`upgrade` takes when ``writable``)."""
+    version = read_version(conn)
+    if version == SCHEMA_VERSION:
+        return version
+    if version in UPGRADABLE:
+        if writable:
+            return version
         raise StoreError(
-            f"{path} has store schema version {version}; this idrules reads version "
-            f"{SCHEMA_VERSION} (replay the log into a new store)"
+            f"{path} has store schema version {version}, from an earlier idrules; a command "
+            f"that writes to it (replay, resolve) re-keys it to version {SCHEMA_VERSION} once"
         )
+    raise StoreError(
+        f"{path} has store schema version {version or 'none'}; this idrules reads version "
+        f"{SCHEMA_VERSION} (replay the log into a new store)"
+    )
+
+
+def upgrade(conn: sqlite3.Connection, path: str) -> str | None:
+    """Bring a version 3 store to version 4 in one transaction: every match key rebuilt by
+    :mod:`idrules.matchkeys` (version 3 case-folded them, which joined different people) and
+    the key indexes rebuilt with the state. Idempotent: another process that upgraded first
+    leaves nothing to do. Returns a one-line note when keys changed (None otherwise)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if read_version(conn) not in UPGRADABLE:  # another opener did it meanwhile
+            conn.execute("ROLLBACK")
+            return None
+        groups: dict[tuple[str, str], set[str]] = {}
+        members: dict[tuple[str, str], list[str]] = {}
+        changed = 0
+        rows = conn.execute(
+            "SELECT id, user_id, user_key, email, email_key FROM profiles "
+            "WHERE user_key IS NOT NULL OR email_key IS NOT NULL ORDER BY seq"
+        ).fetchall()
+        for pid, user_id, old_user, email, old_email in rows:
+            new_user = old_user
+            if old_user is not None and user_id is not None and old_user != user_id:
+                new_user = user_key(user_id, case_sensitive=False)  # v3 folded it: not exact
+            new_email = old_email
+            if old_email is not None and email is not None:
+                new_email = email_key_of(email)
+            for kind, old, new in (
+                ("user id", old_user, new_user),
+                ("email", old_email, new_email),
+            ):
+                if old is not None:
+                    groups.setdefault((kind, old), set()).add(new)
+                    members.setdefault((kind, old), []).append(pid)
+            if (new_user, new_email) != (old_user, old_email):
+                changed += 1
+                conn.execute(
+                    "UPDATE profiles SET user_key=?, email_key=? WHERE id=?",
+                    (new_user, new_email, pid),
+                )
+        for column in ("user_key", "email_key"):
+            conn.execute(f"DROP INDEX IF EXISTS idx_profiles_{column}")
+            _key_index(conn, column)
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    split = [(kind, members[kind, old]) for (kind, old), new in groups.items() if len(new) > 1]
+    if not changed:
+        return None
+    note = f"{path}: re-keyed to store schema version {SCHEMA_VERSION} ({changed} profiles)"
+    if split:
+        named = "; ".join(f"{', '.join(ids)} ({kind})" for kind, ids in split[:_NAMED])
+        more = f"; and {len(split) - _NAMED} more" if len(split) > _NAMED else ""
+        note += f"; profiles that no longer share a key: {named}{more}"
+    return note
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
@@ -73,8 +150,8 @@ def create_schema(db: sqlite_utils.Database) -> None:
         strict=True,
     )
     db.table("profiles").create_index(["id"], unique=True)
-    _partial_index(db, "profiles", "user_key")
-    _partial_index(db, "profiles", "email_key")
+    _key_index(db.conn, "user_key")
+    _key_index(db.conn, "email_key")
     _partial_index(db, "profiles", "merged_into")
     db.execute(
         "CREATE TABLE sessions (id TEXT PRIMARY KEY NOT NULL, current TEXT, anon TEXT) "
@@ -126,4 +203,14 @@ def _partial_index(db: sqlite_utils.Database, table: str, column: str) -> None:
     primary key order: creation order for profiles, application order for decisions)."""
     db.execute(
         f"CREATE INDEX idx_{table}_{column} ON {table} ({column}) WHERE {column} IS NOT NULL"
+    )
+
+
+def _key_index(conn: sqlite3.Connection, column: str) -> None:
+    """``idx_profiles_<column>``: a match key and the state, over the profiles holding a key.
+    Within one key and state, entries are in creation order, so "the earliest active holders"
+    reads the first few entries, however many profiles hold the key or once held it."""
+    conn.execute(
+        f"CREATE INDEX idx_profiles_{column} ON profiles ({column}, state) "
+        f"WHERE {column} IS NOT NULL"
     )
