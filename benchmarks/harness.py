@@ -850,7 +850,7 @@ def hot_table(result: dict[str, Any]) -> str:
     target = p.get("target_ratio", HOT_TARGET)
     header = (
         f"{'part':<8}{'pack':<11}{'store':<8}{'events':>8}{'seconds':>9}{'first 10%':>11}"
-        f"{'tail':>10}{'ordinary':>10}{'hot/ord':>9}{'(cpu)':>8}  target <= {target:g}x"
+        f"{'tail':>10}{'ordinary':>10}{'hot/ord':>9}{'(cpu)':>8}{'load':>6}  target <= {target:g}x"
     )
     out.append(header)
     out.append("-" * len(header))
@@ -862,7 +862,8 @@ def hot_table(result: dict[str, Any]) -> str:
             out.append(
                 f"{part:<8}{entry['pack']:<11}{kind:<8}{run['events']:>8,}{run['seconds']:>9.2f}"
                 f"{run['curve_us'][0]:>11.1f}{v['hot_us']:>10.1f}{v['ordinary_us']:>10.1f}"
-                f"{v['value']:>9.2f}{v['cpu_value']:>8.2f}  {v['verdict']}"
+                f"{v['value']:>9.2f}{v['cpu_value']:>8.2f}"
+                f"{run.get('loadavg_1m_before', 0.0):>6.1f}  {v['verdict']}"
             )
             if not run.get("outcomes_as_expected", True):
                 unexpected.append(
@@ -871,8 +872,17 @@ def hot_table(result: dict[str, Any]) -> str:
     out.append(
         "(us per event, wall: first 10% of the part's events, its tail, and the ordinary log "
         "of the same pack and store on average; hot/ord: tail / ordinary, (cpu): the same "
-        "from CPU times; the target is met when the tail costs at most "
-        f"{target:g}x an ordinary event)"
+        "from CPU times; load: 1-min load average before the run; the target is met when "
+        f"the tail costs at most {target:g}x an ordinary event)"
+    )
+    out.append(
+        "ordinary logs: "
+        + ", ".join(
+            f"{pack} {kind} {run['us_per_event']:.1f} us/event (cpu "
+            f"{run['cpu_us_per_event']:.1f}, load {run.get('loadavg_1m_before', 0.0):.1f})"
+            for pack, runs in result["ordinary"].items()
+            for kind, run in runs.items()
+        )
     )
     out.append("")
     out.append("per-event cost in each tenth of the part (us, wall):")
