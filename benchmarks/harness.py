@@ -47,12 +47,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baseline as baseline_mod
+import hotkeys
 import workload
 
 from idrules import Engine, MemoryStore, SqliteStore, load_ruleset
@@ -629,20 +631,295 @@ def profile_run(
 
 
 # --------------------------------------------------------------------------------------------
-# report
+# hot keys: per-event cost of events that share one match key, against the ordinary log
+
+HOT_TARGET = 2.0  # a hot-key event may cost at most this many ordinary events
+HOT_STORES = ("memory", "sqlite")
 
 
-def table(result: dict[str, Any]) -> str:
-    out: list[str] = []
-    m = result["machine"]
+def run_marked(
+    pack: str,
+    lines: list[bytes],
+    prefill: int,
+    store_kind: str,
+    templates: SqliteTemplates,
+    tail_start: int,
+) -> dict[str, Any]:
+    """One idrules replay (memory, or SQLite with a commit per event) of ``lines``, timed as a
+    whole, per tenth of the log and over its tail (``lines[tail_start:]``).
+
+    The clocks are read as the replay pulls a boundary line, i.e. once every line before it
+    has been decided, written and committed; the last reading follows the final commit."""
+    if store_kind == "memory":
+        store: Any = MemoryStore()
+        prefill_store(store, pack, prefill)
+        path = None
+    else:
+        path = templates.fresh(prefill)
+        store = SqliteStore(path, commit_every=1)
+    engine = Engine(pack, store, secrets=workload.SECRETS)
+    total = len(lines)
+    deciles = [total * k // 10 for k in range(11)]
+    wanted = {*deciles[:-1], tail_start}
+    clock, cpu = time.perf_counter, time.process_time
+    stamps: dict[int, tuple[float, float]] = {}
+
+    def marked() -> Iterator[bytes]:
+        for index, raw in enumerate(lines):
+            if index in wanted:
+                stamps[index] = (clock(), cpu())
+            yield raw
+
+    sink = Sink()
+    gc.collect()
+    load = os.getloadavg()[0]
+    before = rss_mib()
+    try:
+        summary = idrules_replay(engine, marked(), sink.handle.write)
+        if isinstance(store, SqliteStore):
+            store.commit()
+        stamps[total] = (clock(), cpu())
+        after = rss_mib()
+    finally:
+        sink.close()
+        store.close()
+        if path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    def span(a: int, b: int) -> dict[str, Any]:
+        events = max(1, b - a)
+        wall = stamps[b][0] - stamps[a][0]
+        used = stamps[b][1] - stamps[a][1]
+        return {
+            "events": b - a,
+            "seconds": wall,
+            "us_per_event": wall / events * 1e6,
+            "cpu_seconds": used,
+            "cpu_us_per_event": used / events * 1e6,
+        }
+
+    whole = span(0, total)
+    return {
+        **whole,
+        "store": store_kind,
+        "events_per_s": whole["events"] / whole["seconds"] if whole["seconds"] else 0.0,
+        "tail": span(tail_start, total),
+        # µs per event in each tenth of the log: growth shows as a rising curve
+        "curve_us": [round(span(a, b)["us_per_event"], 2) for a, b in pairwise(deciles) if b > a],
+        "outcomes": dict(sorted(summary.outcomes.items())),
+        "loadavg_1m_before": round(load, 2),
+        "rss_before_mib": round(before, 1),
+        "rss_after_mib": round(after, 1),
+    }
+
+
+def _best_tail(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the fastest tail; every run's tail seconds kept."""
+    best = dict(min(results, key=lambda r: r["tail"]["seconds"]))
+    best["runs_tail_s"] = [round(r["tail"]["seconds"], 4) for r in results]
+    return best
+
+
+def hot_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """The hot-key mode: each part of benchmarks/hotkeys.py in every store, and the ordinary
+    log of the part's pack in the same store, pre-filled alike."""
+    parts = [p for p in args.parts.split(",") if p]
+    for part in parts:
+        if part not in hotkeys.PARTS:
+            raise SystemExit(f"unknown hot-key part {part!r} (one of {', '.join(hotkeys.PARTS)})")
+    stores = [s for s in args.stores.split(",") if s]
+    for kind in stores:
+        if kind not in HOT_STORES:
+            raise SystemExit(f"unknown store {kind!r} (one of {', '.join(HOT_STORES)})")
+    n = hotkeys.size(args.scale)
+    events = args.events if args.events is not None else max(5_000, round(20_000 * args.scale))
+    log = _progress
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "mode": "hot-keys",
+        "machine": machine(),
+        "params": {
+            "scale": args.scale,
+            "n": n,
+            "seed": args.seed,
+            "prefill": args.prefill,
+            "ordinary_events": events,
+            "repeat": args.repeat,
+            "warmup": args.warmup,
+            "parts": parts,
+            "stores": stores,
+            "tail": hotkeys.TAIL,
+            "target_ratio": HOT_TARGET,
+        },
+        "ordinary": {},
+        "hot": {},
+    }
+    packs = list(dict.fromkeys(hotkeys.PACK[part] for part in parts))
+    for pack in packs:
+        templates = SqliteTemplates(workdir, pack)
+        try:
+            lines = [line.encode() for line in workload.LogGenerator(pack, args.seed).lines(events)]
+            if args.warmup:
+                run_idrules(pack, lines[: args.warmup], args.prefill, "memory", templates)
+            ordinary: dict[str, Any] = {}
+            for kind in stores:
+                runs = [
+                    run_marked(pack, lines, args.prefill, kind, templates, len(lines) * 9 // 10)
+                    for _ in range(args.repeat)
+                ]
+                ordinary[kind] = _best(runs)
+                log(
+                    f"ordinary {pack} {kind}: {ordinary[kind]['us_per_event']:.1f} us/event "
+                    f"({len(lines):,} events)"
+                )
+            result["ordinary"][pack] = ordinary
+            for part in [p for p in parts if hotkeys.PACK[p] == pack]:
+                hot = hotkeys.generate(part, args.scale, args.seed)
+                raw = [line.encode() for line in hot.lines]
+                entry: dict[str, Any] = {
+                    "pack": hot.pack,
+                    "describe": hot.describe,
+                    "events": len(raw),
+                    "tail_start": hot.tail_start,
+                    "tail_events": hot.tail_events,
+                    "expected_outcomes": hot.expected,
+                    "stores": {},
+                }
+                for kind in stores:
+                    started = time.perf_counter()
+                    runs = [
+                        run_marked(pack, raw, args.prefill, kind, templates, hot.tail_start)
+                        for _ in range(args.repeat)
+                    ]
+                    best = _best_tail(runs)
+                    best["outcomes_as_expected"] = best["outcomes"] == dict(
+                        sorted(hot.expected.items())
+                    )
+                    entry["stores"][kind] = best
+                    log(
+                        f"hot {part} {kind}: tail {best['tail']['us_per_event']:.1f} us/event, "
+                        f"{len(raw):,} events in {time.perf_counter() - started:.1f}s"
+                    )
+                result["hot"][part] = entry
+        finally:
+            templates.cleanup()
+    result["targets"] = hot_targets(result)
+    result["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    return result
+
+
+def hot_targets(result: dict[str, Any]) -> dict[str, Any]:
+    """Per part and store: the tail's per-event cost over the ordinary log's, target <= 2."""
+    target = result["params"].get("target_ratio", HOT_TARGET)
+    out: dict[str, Any] = {}
+    for part, entry in result["hot"].items():
+        ordinary = result["ordinary"][entry["pack"]]
+        for kind, run in entry["stores"].items():
+            base = ordinary[kind]
+            ratio = run["tail"]["us_per_event"] / base["us_per_event"]
+            cpu_ratio = run["tail"]["cpu_us_per_event"] / base["cpu_us_per_event"]
+            out[f"{part} {kind}"] = {
+                "part": part,
+                "store": kind,
+                "hot_us": run["tail"]["us_per_event"],
+                "ordinary_us": base["us_per_event"],
+                "value": ratio,
+                "cpu_value": cpu_ratio,
+                "target": f"<= {target:g}",
+                "verdict": "met" if ratio <= target else "NOT met",
+            }
+    return out
+
+
+def hot_table(result: dict[str, Any]) -> str:
+    out = _machine_lines(result["machine"])
+    p = result["params"]
     out.append(
+        f"hot keys: scale {p['scale']:g} (n = {p['n']:,}), seed {p['seed']}, each run pre-filled "
+        f"with {p['prefill']:,} profiles; ordinary log {p['ordinary_events']:,} events of the "
+        f"part's pack; best of {p['repeat']}; SQLite commits every event"
+    )
+    for part, entry in result["hot"].items():
+        tail = (
+            f"the last {entry['tail_events']:,} events"
+            if part != "inline"
+            else f"the {entry['tail_events']:,} identifies"
+        )
+        out.append(f"  {part:<8}({entry['pack']}) {entry['describe']}; tail: {tail}")
+    out.append("")
+    target = p.get("target_ratio", HOT_TARGET)
+    header = (
+        f"{'part':<8}{'pack':<11}{'store':<8}{'events':>8}{'seconds':>9}{'first 10%':>11}"
+        f"{'tail':>10}{'ordinary':>10}{'hot/ord':>9}{'(cpu)':>8}{'load':>6}  target <= {target:g}x"
+    )
+    out.append(header)
+    out.append("-" * len(header))
+    verdicts = result.get("targets", {})
+    unexpected: list[str] = []
+    for part, entry in result["hot"].items():
+        for kind, run in entry["stores"].items():
+            v = verdicts[f"{part} {kind}"]
+            out.append(
+                f"{part:<8}{entry['pack']:<11}{kind:<8}{run['events']:>8,}{run['seconds']:>9.2f}"
+                f"{run['curve_us'][0]:>11.1f}{v['hot_us']:>10.1f}{v['ordinary_us']:>10.1f}"
+                f"{v['value']:>9.2f}{v['cpu_value']:>8.2f}"
+                f"{run.get('loadavg_1m_before', 0.0):>6.1f}  {v['verdict']}"
+            )
+            if not run.get("outcomes_as_expected", True):
+                unexpected.append(
+                    f"{part} {kind}: {run['outcomes']} (expected {entry['expected_outcomes']})"
+                )
+    out.append(
+        "(us per event, wall: first 10% of the part's events, its tail, and the ordinary log "
+        "of the same pack and store on average; hot/ord: tail / ordinary, (cpu): the same "
+        "from CPU times; load: 1-min load average before the run; the target is met when "
+        f"the tail costs at most {target:g}x an ordinary event)"
+    )
+    out.append(
+        "ordinary logs: "
+        + ", ".join(
+            f"{pack} {kind} {run['us_per_event']:.1f} us/event (cpu "
+            f"{run['cpu_us_per_event']:.1f}, load {run.get('loadavg_1m_before', 0.0):.1f})"
+            for pack, runs in result["ordinary"].items()
+            for kind, run in runs.items()
+        )
+    )
+    out.append("")
+    out.append("per-event cost in each tenth of the part (us, wall):")
+    for part, entry in result["hot"].items():
+        for kind, run in entry["stores"].items():
+            curve = " ".join(f"{us:.0f}" for us in run["curve_us"])
+            out.append(f"  {part:<8}{kind:<8}{curve}")
+    out.append("")
+    out.append(
+        "outcomes as generated in every run"
+        if not unexpected
+        else "UNEXPECTED outcomes (the part did not do what it should):"
+    )
+    out.extend(f"  {line}" for line in unexpected)
+    return "\n".join(out)
+
+
+def _machine_lines(m: dict[str, Any]) -> list[str]:
+    out = [
         f"machine: {m['nproc']} cpu ({m['cpu']}), {m['memory_gib']} GiB, "
         f"{m['implementation']} {m['python']}, SQLite {m['sqlite']}, {m['platform']}"
-    )
+    ]
     libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items())
     out.append(f"libraries: {libs}; idrules git {m['git']}")
     if m.get("git_uncommitted"):
         out.append("uncommitted in src/ and rules/: " + ", ".join(m["git_uncommitted"]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def table(result: dict[str, Any]) -> str:
+    out = _machine_lines(result["machine"])
     p = result["params"]
     out.append(
         f"pack {p['pack']}, {p['events']:,} events (seed {p['seed']}), pre-filled "
@@ -749,7 +1026,10 @@ def table(result: dict[str, Any]) -> str:
 
 
 def summary(results: list[dict[str, Any]]) -> str:
-    """One line per saved result (pack): the headline ratios, wall time (CPU time)."""
+    """One line per saved result (pack): the headline ratios, wall time (CPU time); a
+    hot-key result: one line, its ratios to the ordinary log."""
+    hot = [r for r in results if r.get("mode") == "hot-keys"]
+    results = [r for r in results if r.get("mode") != "hot-keys"]
 
     def pair(wall: float | None, cpu: float | None) -> str:
         return "-" if wall is None or cpu is None else f"{wall:.2f} ({cpu:.2f})"
@@ -792,6 +1072,13 @@ def summary(results: list[dict[str, Any]]) -> str:
         "1M/10k: per-event cost with 1M vs 10k pre-filled profiles, target <= 1.3; load: 1-min "
         "load average before the runs)"
     )
+    for r in hot:
+        verdicts = hot_targets(r)
+        out.append(
+            f"hot keys, scale {r['params']['scale']:g} (hot/ordinary per event, target "
+            f"<= {r['params'].get('target_ratio', HOT_TARGET):g}): "
+            + ", ".join(f"{k} {v['value']:.2f} {v['verdict']}" for k, v in verdicts.items())
+        )
     return "\n".join(out)
 
 
@@ -835,8 +1122,15 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pack", choices=workload.PACKS, help="required unless --from-json")
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument(
+        "--pack", choices=workload.PACKS, help="required unless --from-json, --hot-keys"
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        help="events in the log (100,000; with --hot-keys: the ordinary log, "
+        "max(5,000, 20,000 x scale))",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--prefill", type=int, default=10_000, help="profiles before each run")
     parser.add_argument(
@@ -870,6 +1164,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=("cprofile", "pyinstrument"))
     parser.add_argument("--workdir", default=str(HERE / "out"), help="SQLite files, logs")
     parser.add_argument("--json", dest="json_out", help="write the figures as JSON here")
+    hot_args = parser.add_argument_group("hot keys (--hot-keys; benchmarks/hotkeys.py)")
+    hot_args.add_argument(
+        "--hot-keys",
+        action="store_true",
+        help="per-event cost of events sharing one match key vs the ordinary log",
+    )
+    hot_args.add_argument("--scale", type=float, default=1.0, help="1.0: n = 10,000 (hotkeys.py)")
+    hot_args.add_argument("--parts", default=",".join(hotkeys.PARTS), help="comma list of parts")
+    hot_args.add_argument(
+        "--stores", default=",".join(HOT_STORES), help="memory, sqlite (a commit per event)"
+    )
     parser.add_argument("--from-json", help="print the table of a saved JSON result and exit")
     parser.add_argument(
         "--summary", nargs="+", metavar="JSON", help="one headline line per saved result; exit"
@@ -880,9 +1185,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
+        if saved.get("mode") == "hot-keys":
+            saved["targets"] = hot_targets(saved)
+            print(hot_table(saved))
+            return 0
         saved["targets"] = targets(saved)
         print(table(saved))
         return 0
+    if args.hot_keys:
+        if args.pack is not None:
+            parser.error("--pack does not apply to --hot-keys: each part has its pack")
+        hot = hot_keys(args)
+        print(hot_table(hot))
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(hot, indent=2) + "\n")
+        return 0
+    if args.events is None:
+        args.events = 100_000
 
     if args.pack is None:
         parser.error("--pack is required")
@@ -1043,4 +1362,10 @@ def _progress(message: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+    except BrokenPipeError:  # stdout closed early (| head): stop quietly
+        workload.quiet_broken_pipe()
+        code = 1
+    sys.exit(code)

@@ -28,6 +28,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import random
 import sys
 from collections import deque
@@ -688,11 +689,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.prefill is not None:
         for event in prefill_events(args.pack, args.prefill):
             out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+        out.flush()
         return 0
     for line in LogGenerator(args.pack, args.seed).lines(args.events):
         out.write(line + "\n")
+    out.flush()  # here, where a closed pipe is caught, not at interpreter exit
     return 0
 
 
+def quiet_broken_pipe() -> None:
+    """After stdout's reader went away (``| head``): point stdout at /dev/null, so the
+    interpreter's last flush of what is still buffered does not print a second error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # stdout closed early (| head): stop quietly
+        quiet_broken_pipe()
+        sys.exit(1)

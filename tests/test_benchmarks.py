@@ -2,12 +2,15 @@
 
 The generator is deterministic for a seed; the hand-written baseline and idrules agree on the
 outcome (and the profile) of every event of a small log of each pack; the harness's direct
-pre-fill stores exactly what deciding the pre-fill identify events stores.
+pre-fill stores exactly what deciding the pre-fill identify events stores. The hot-key logs
+(benchmarks/hotkeys.py) do what they say, and the harness's hot-key mode gives a result of the
+documented shape (timings are not checked). A closed stdout ends the harness quietly.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import baseline  # noqa: E402
 import harness  # noqa: E402
+import hotkeys  # noqa: E402
 import workload  # noqa: E402
 
 from idrules import Engine, MemoryStore, export_rows  # noqa: E402
@@ -129,3 +133,115 @@ def test_harness_runs_end_to_end(tmp_path: Path) -> None:
     }
     assert result["stages"] and result["scaling"]["variants"]
     assert not list(tmp_path.glob("*.db"))
+
+
+HOT_SCALE = 0.01  # n = 100: 100 shared-email identifies, 200 tracks + 10 identifies, 200 merges
+
+
+def test_hot_key_logs_are_deterministic_and_do_what_they_say() -> None:
+    for part in hotkeys.PARTS:
+        log = hotkeys.generate(part, HOT_SCALE, seed=2)
+        assert log.lines == hotkeys.generate(part, HOT_SCALE, seed=2).lines
+        assert 0 < log.tail_start < len(log.lines)
+        engine = Engine(log.pack, MemoryStore(), secrets=workload.SECRETS)
+        decisions = [
+            engine.decide_line(line.encode(), number)
+            for number, line in enumerate(log.lines, start=1)
+        ]
+        outcomes: dict[str, int] = {}
+        for d in decisions:
+            outcomes[d.outcome] = outcomes.get(d.outcome, 0) + 1
+        assert outcomes == log.expected
+        tail = decisions[log.tail_start :]
+        if part == "shared":  # one new profile per user id, every later call matched by email
+            assert len(log.lines) == 100
+            assert all(d.created for d in decisions)
+            assert len({d.profile for d in decisions}) == len(decisions)
+            assert all("match.email_ambiguous" in d.codes for d in tail)
+        elif part == "inline":  # 200 anonymous profiles hold the email; identifies match it
+            assert log.tail_events == 10
+            assert all(d.outcome == "recorded" for d in decisions[: log.tail_start])
+            assert len({d.profile for d in decisions[: log.tail_start]}) == log.tail_start
+            assert all(d.outcome == "identified" and "match.email" in d.codes for d in tail)
+        else:  # every identify after the first folds its session's anonymous profile in
+            target = decisions[0].profile
+            identifies = decisions[2::2]
+            assert len(identifies) == 200
+            assert all(d.profile == target and len(d.merged) == 1 for d in identifies)
+            assert all("anonymous.merged" in d.codes for d in identifies)
+
+
+def test_harness_hot_keys_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "hot.json"
+    args = ["--hot-keys", "--scale", str(HOT_SCALE), "--prefill", "50", "--events", "300"]
+    args += ["--warmup", "50", "--workdir", str(tmp_path), "--json", str(out)]
+    assert harness.main(args) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["mode"] == "hot-keys"
+    assert result["params"]["n"] == 100 and result["params"]["target_ratio"] == 2.0
+    assert set(result["ordinary"]) == {"helpshift", "strict"}
+    for runs in result["ordinary"].values():
+        assert set(runs) == {"memory", "sqlite"}
+        assert all(r["events"] == 300 and r["us_per_event"] > 0 for r in runs.values())
+    assert set(result["hot"]) == set(hotkeys.PARTS)
+    for entry in result["hot"].values():
+        assert set(entry["stores"]) == {"memory", "sqlite"}
+        for run in entry["stores"].values():
+            assert run["events"] == entry["events"]
+            assert run["tail"]["events"] == entry["tail_events"] > 0
+            assert run["tail"]["us_per_event"] > 0 and len(run["curve_us"]) == 10
+            assert run["outcomes_as_expected"]
+    verdicts = result["targets"]
+    assert set(verdicts) == {f"{p} {s}" for p in hotkeys.PARTS for s in ("memory", "sqlite")}
+    for v in verdicts.values():
+        assert v["target"] == "<= 2" and v["verdict"] in ("met", "NOT met")
+        assert v["value"] == pytest.approx(v["hot_us"] / v["ordinary_us"])
+    assert "hot/ord" in printed and printed.count("met") >= 6
+    assert not list(tmp_path.glob("*.db*"))
+    # the saved result prints the same table; --summary gives it one line
+    assert harness.main(["--from-json", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == printed.strip()
+    assert harness.main(["--summary", str(out)]) == 0
+    assert "hot keys, scale 0.01" in capsys.readouterr().out
+
+
+def test_harness_exits_quietly_when_stdout_closes(tmp_path: Path) -> None:
+    saved = tmp_path / "hot.json"
+    saved.write_text(json.dumps(_tiny_hot_result()))
+    child = subprocess.Popen(
+        [sys.executable, str(BENCHMARKS / "harness.py"), "--from-json", str(saved)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before the child writes (| head)
+    err = child.stderr.read().decode()
+    child.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert child.returncode == 1
+
+
+def _tiny_hot_result() -> dict[str, Any]:
+    run = {
+        "events": 10,
+        "seconds": 0.01,
+        "us_per_event": 1000.0,
+        "cpu_us_per_event": 900.0,
+        "tail": {"events": 1, "us_per_event": 3000.0, "cpu_us_per_event": 2700.0},
+        "curve_us": [1000.0] * 10,
+        "outcomes": {"identified": 10},
+        "outcomes_as_expected": True,
+    }
+    machine = harness.machine()
+    params = {"scale": 0.001, "n": 10, "seed": 1, "prefill": 0, "ordinary_events": 10}
+    params.update(repeat=1, target_ratio=2.0)
+    hot = {"pack": "helpshift", "describe": "tiny", "events": 10, "tail_events": 1}
+    hot.update(expected_outcomes={"identified": 10}, stores={"memory": run})
+    return {
+        "mode": "hot-keys",
+        "machine": machine,
+        "params": params,
+        "ordinary": {"helpshift": {"memory": run}},
+        "hot": {"shared": hot},
+    }
