@@ -89,12 +89,18 @@ def load_secrets_file(path: str | None) -> dict[str, str] | None:
 
 def open_store(path: str | None, *, must_exist: bool = False, commit_every: int = 1) -> Store:
     """The SQLite store at ``path`` (a fresh memory store without one). ``must_exist``:
-    only read an existing idrules store, never create or change a file."""
+    only read an existing idrules store, read-only: never create or change a file. Notes
+    from the opening (an older store re-keyed) go to stderr, one line each."""
     if path is None:
         return MemoryStore()
     if os.path.isdir(path):
         raise StoreError(f"store {path} is a directory, not a file")
-    return SqliteStore(path, create=not must_exist, commit_every=commit_every)
+    if must_exist:
+        return SqliteStore(path, readonly=True)
+    store = SqliteStore(path, commit_every=commit_every)
+    for note in store.notes:
+        click.echo(f"idrules: note: {note}", err=True)
+    return store
 
 
 def _read_lines(source: str) -> Iterator[bytes]:
