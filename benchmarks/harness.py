@@ -787,6 +787,8 @@ def hot_keys(args: argparse.Namespace) -> dict[str, Any]:
                     "expected_outcomes": hot.expected,
                     "stores": {},
                 }
+                cold = hotkeys.generate(part, args.scale, args.seed, spread=True)
+                cold_raw = [line.encode() for line in cold.lines]
                 for kind in stores:
                     started = time.perf_counter()
                     runs = [
@@ -797,6 +799,20 @@ def hot_keys(args: argparse.Namespace) -> dict[str, Any]:
                     best["outcomes_as_expected"] = best["outcomes"] == dict(
                         sorted(hot.expected.items())
                     )
+                    control = _best_tail(
+                        [
+                            run_marked(
+                                pack, cold_raw, args.prefill, kind, templates, cold.tail_start
+                            )
+                            for _ in range(args.repeat)
+                        ]
+                    )
+                    best["control"] = {
+                        "tail": control["tail"],
+                        "curve_us": control["curve_us"],
+                        "outcomes_as_expected": control["outcomes"]
+                        == dict(sorted(cold.expected.items())),
+                    }
                     entry["stores"][kind] = best
                     log(
                         f"hot {part} {kind}: tail {best['tail']['us_per_event']:.1f} us/event, "
@@ -820,11 +836,19 @@ def hot_targets(result: dict[str, Any]) -> dict[str, Any]:
             base = ordinary[kind]
             ratio = run["tail"]["us_per_event"] / base["us_per_event"]
             cpu_ratio = run["tail"]["cpu_us_per_event"] / base["cpu_us_per_event"]
+            control = run.get("control")
             out[f"{part} {kind}"] = {
                 "part": part,
                 "store": kind,
                 "hot_us": run["tail"]["us_per_event"],
                 "ordinary_us": base["us_per_event"],
+                # the same events with the key spread: what sharing the key alone costs
+                "control_us": control["tail"]["us_per_event"] if control else None,
+                "control_value": (
+                    run["tail"]["us_per_event"] / control["tail"]["us_per_event"]
+                    if control
+                    else None
+                ),
                 "value": ratio,
                 "cpu_value": cpu_ratio,
                 "target": f"<= {target:g}",
@@ -852,7 +876,8 @@ def hot_table(result: dict[str, Any]) -> str:
     target = p.get("target_ratio", HOT_TARGET)
     header = (
         f"{'part':<8}{'pack':<11}{'store':<8}{'events':>8}{'seconds':>9}{'first 10%':>11}"
-        f"{'tail':>10}{'ordinary':>10}{'hot/ord':>9}{'(cpu)':>8}{'load':>6}  target <= {target:g}x"
+        f"{'tail':>10}{'ordinary':>10}{'hot/ord':>9}{'(cpu)':>8}{'control':>9}{'hot/ctl':>9}"
+        f"{'load':>6}  target <= {target:g}x"
     )
     out.append(header)
     out.append("-" * len(header))
@@ -865,7 +890,12 @@ def hot_table(result: dict[str, Any]) -> str:
                 f"{part:<8}{entry['pack']:<11}{kind:<8}{run['events']:>8,}{run['seconds']:>9.2f}"
                 f"{run['curve_us'][0]:>11.1f}{v['hot_us']:>10.1f}{v['ordinary_us']:>10.1f}"
                 f"{v['value']:>9.2f}{v['cpu_value']:>8.2f}"
-                f"{run.get('loadavg_1m_before', 0.0):>6.1f}  {v['verdict']}"
+                + (
+                    f"{v['control_us']:>9.1f}{v['control_value']:>9.2f}"
+                    if v.get("control_us")
+                    else f"{'-':>9}{'-':>9}"
+                )
+                + f"{run.get('loadavg_1m_before', 0.0):>6.1f}  {v['verdict']}"
             )
             if not run.get("outcomes_as_expected", True):
                 unexpected.append(
@@ -874,7 +904,9 @@ def hot_table(result: dict[str, Any]) -> str:
     out.append(
         "(us per event, wall: first 10% of the part's events, its tail, and the ordinary log "
         "of the same pack and store on average; hot/ord: tail / ordinary, (cpu): the same "
-        "from CPU times; load: 1-min load average before the run; the target is met when "
+        "from CPU times; control: the tail of the same part with the key spread over distinct "
+        "values, hot/ctl: what sharing the key alone costs; load: 1-min load average before "
+        "the run; the target is met when "
         f"the tail costs at most {target:g}x an ordinary event)"
     )
     out.append(

@@ -22,6 +22,12 @@ With ``n = 10_000`` (scale 1): 10,000 shared-email identifies, 20,000 inline-ema
 starts: the last 10% of its events (``shared``, ``merges``), or the identifies after the
 tracks (``inline``).
 
+Each part has a *control*: the same events with the key spread (``spread=True``): a distinct
+email per identify (``shared``), per track, each later identify reusing one of them
+(``inline``), and the merges shared among ``n // 100`` users rather than one (``merges``).
+What the hot part costs over its control is what sharing one key costs, and nothing else
+(a new profile costs more than a returning user's event whatever its key).
+
 Emails and user ids are outside the workload's universe, so a store pre-filled with the
 benchmark's profiles holds none of them. Timestamps start at ``workload.T0`` and advance
 ~2.5 s per event, like the ordinary log.
@@ -116,10 +122,17 @@ def _new_user(k: int) -> workload.User:
     return workload.user(2 * workload.UNIVERSE + k)
 
 
-def shared_email(n: int, seed: int = 1) -> HotLog:
+def _spread(email: str, k: int) -> str:
+    """The control's ``k``-th address in place of the one shared address."""
+    local, _, domain = email.partition("@")
+    return f"{local}.{k}@{domain}"
+
+
+def shared_email(n: int, seed: int = 1, spread: bool = False) -> HotLog:
     w = _Writer("shared", seed)
     for k in range(n):
-        w.identify("helpshift", _new_user(k), w.session(), email=SHARED_EMAIL)
+        email = _spread(SHARED_EMAIL, k) if spread else SHARED_EMAIL
+        w.identify("helpshift", _new_user(k), w.session(), email=email)
     start = len(w.lines) - max(1, round(n * TAIL))
     return HotLog(
         "shared",
@@ -131,14 +144,15 @@ def shared_email(n: int, seed: int = 1) -> HotLog:
     )
 
 
-def inline_email(n: int, seed: int = 1) -> HotLog:
+def inline_email(n: int, seed: int = 1, spread: bool = False) -> HotLog:
     w = _Writer("inline", seed)
     tracks, identifies = 2 * n, max(1, n // 10)
-    for _ in range(tracks):
-        w.track(w.session(), INLINE_EMAIL)
+    for k in range(tracks):
+        w.track(w.session(), _spread(INLINE_EMAIL, k) if spread else INLINE_EMAIL)
     start = len(w.lines)
     for k in range(identifies):
-        w.identify("helpshift", _new_user(k), w.session(), email=INLINE_EMAIL)
+        email = _spread(INLINE_EMAIL, k * 2) if spread else INLINE_EMAIL
+        w.identify("helpshift", _new_user(k), w.session(), email=email)
     return HotLog(
         "inline",
         "helpshift",
@@ -150,28 +164,29 @@ def inline_email(n: int, seed: int = 1) -> HotLog:
     )
 
 
-def merges(n: int, seed: int = 1) -> HotLog:
+def merges(n: int, seed: int = 1, spread: bool = False) -> HotLog:
     w = _Writer("merges", seed)
-    u = workload.user(MERGE_USER)
-    w.identify("strict", u, u.home)  # the profile every session is merged into
+    users = [workload.user(MERGE_USER + k) for k in range(max(1, n // 100) if spread else 1)]
+    for u in users:
+        w.identify("strict", u, u.home)  # the profile every session is merged into
     sessions = 2 * n
-    for _ in range(sessions):
+    for k in range(sessions):
         session = w.session()
         w.track(session)
-        w.identify("strict", u, session)
+        w.identify("strict", users[k % len(users)], session)
     start = len(w.lines) - max(2, 2 * round(sessions * TAIL))
     return HotLog(
         "merges",
         "strict",
         w.lines,
         start,
-        {"identified": sessions + 1, "recorded": sessions},
-        f"one user from {sessions:,} new sessions, each an anonymous track then an identify: "
-        f"{sessions:,} merges into one profile",
+        {"identified": sessions + len(users), "recorded": sessions},
+        f"{len(users):,} user(s) from {sessions:,} new sessions, each an anonymous track then "
+        f"an identify: {sessions:,} merges into {'one profile' if len(users) == 1 else 'them'}",
     )
 
 
-GENERATORS: dict[str, Callable[[int, int], HotLog]] = {
+GENERATORS: dict[str, Callable[[int, int, bool], HotLog]] = {
     "shared": shared_email,
     "inline": inline_email,
     "merges": merges,
@@ -183,10 +198,11 @@ def size(scale: float) -> int:
     return max(10, round(BASE * scale))
 
 
-def generate(part: str, scale: float = 1.0, seed: int = 1) -> HotLog:
+def generate(part: str, scale: float = 1.0, seed: int = 1, spread: bool = False) -> HotLog:
+    """One part's log (``spread``: its control, the key spread over distinct values)."""
     if part not in GENERATORS:
         raise ValueError(f"unknown hot-key part {part!r} (one of {', '.join(PARTS)})")
-    return GENERATORS[part](size(scale), seed)
+    return GENERATORS[part](size(scale), seed, spread)
 
 
 def main(argv: list[str] | None = None) -> int:
