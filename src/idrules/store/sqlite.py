@@ -144,21 +144,33 @@ class _ReadCache:
             part.clear()
 
     def wrote_profile(self, after: Profile, before: Profile | None) -> None:
-        """Keep up with a profile write: the profile itself, and forget the key lookups whose
-        answer it may change (its keys before and after, when a key or its state moved)."""
+        """Keep up with a profile write: the profile itself, and the key lookups it changes.
+
+        A new profile is created after every other, so it can only join the end of a key's
+        holders: a cached answer is extended (an absence becomes it; a complete list of email
+        holders gains it) rather than dropped, and a key many profiles share stays cached. An
+        update that moves a key or the state forgets the lookups of both keys."""
         self.profiles.put(after.id, _owned(after))
-        if before is not None and (before.user_key, before.email_key, before.state) == (
-            after.user_key,
-            after.email_key,
-            after.state,
-        ):
+        if before is None:
+            if after.state != "active":
+                return
+            if after.user_key is not None and after.user_key in self.user_keys:
+                if self.user_keys[after.user_key] is None:
+                    self.user_keys.put(after.user_key, after.id)
+            if after.email_key is not None and after.email_key in self.email_keys:
+                asked, ids = self.email_keys[after.email_key]
+                if len(ids) < asked:
+                    self.email_keys.put(after.email_key, (asked, (*ids, after.id)))
             return
-        for p in (before, after):
-            if p is not None:
-                if p.user_key is not None:
-                    self.user_keys.pop(p.user_key, None)
-                if p.email_key is not None:
-                    self.email_keys.pop(p.email_key, None)
+        moved = before.state != after.state
+        if moved or before.user_key != after.user_key:
+            for key in (before.user_key, after.user_key):
+                if key is not None:
+                    self.user_keys.pop(key, None)
+        if moved or before.email_key != after.email_key:
+            for key in (before.email_key, after.email_key):
+                if key is not None:
+                    self.email_keys.pop(key, None)
 
 
 class _Transaction:
