@@ -652,6 +652,7 @@ def history(
 
 @main.command()
 @click.argument("rules")
+@friendly
 def check(rules: str) -> None:
     """Validate a rules file (or a shipped pack); list every problem with file:line."""
     try:
