@@ -715,8 +715,8 @@ class TestClosedOutputResumes:
         assert proc.wait(timeout=60) == 1, err
         (line,) = err.splitlines()
         assert line.startswith("idrules: error: ") and "broken pipe" in line
-        held = stored_decisions(tmp_path / "s.db")
-        assert 3 <= len(held) < len(small.lines)
+        held = stored_decisions(tmp_path / "s.db")  # at most what went out: a line may
+        assert len(held) < len(small.lines)  # go out while its commit group is still open
         expected = [(1, d["line"], d["event_id"], d["hash"]) for d in small.parsed]
         assert held == expected[: len(held)]
         again = cli(*args, cwd=tmp_path)
