@@ -593,10 +593,10 @@ class SqliteStore:
         """:meth:`run_for`, claimed for this process: one replay of a run at a time.
 
         The claim is an operating-system lock (:mod:`idrules.runlock`, released on exit of the
-        returned context manager, or by the kernel when the process dies); another process
-        holding it raises ``RunBusyError`` at once. A run the store already knows is claimed
-        before anything is written (another replay of it may hold the write lock for a whole
-        commit group); a new one is made, then claimed."""
+        returned context manager, or by the kernel when the process dies); a claim another
+        replay holds (in another process, or this one) raises ``RunBusyError`` at once. A run
+        the store already knows is claimed before anything is written (another replay of it
+        may hold the write lock for a whole commit group); a new one is made, then claimed."""
         from contextlib import nullcontext
 
         from ..runlock import RunLock
