@@ -197,6 +197,33 @@ class TestVerifyLog:
         assert_one_line_error(cli("verify-log", "nope.jsonl", cwd=tmp_path), "nope.jsonl")
 
 
+class TestVerifyLogStrict:
+    """verify-log checks the bytes as they are, and an empty file is not an intact chain."""
+
+    def test_empty_file(self, tmp_path: Path) -> None:
+        """An empty decisions file: exit 1, one line saying it is empty (not "chain intact")."""
+        (tmp_path / "d.jsonl").write_bytes(b"")
+        assert_one_line_error(cli("verify-log", "d.jsonl", cwd=tmp_path), "d.jsonl", "empty")
+
+    @pytest.mark.parametrize("bad", [b"\xff", b"\xc3", b"\xe2\x82", b"\xf0\x9f"])
+    def test_invalid_utf8_where_a_replacement_character_was(
+        self, tmp_path: Path, bad: bytes
+    ) -> None:
+        """A decision holding U+FFFD, its three bytes swapped for bytes that are not UTF-8
+        (which a lenient decoder reads as U+FFFD again): named as edited."""
+        log = write_log(tmp_path / "events.jsonl", [identify("r1", "b1", userName="Ada\ufffd")])
+        proc = cli("replay", log, "--rules", "helpshift", "--out", "d.jsonl", "-q", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        original = (tmp_path / "d.jsonl").read_bytes()
+        assert original.count("\ufffd".encode()) == 1
+        assert cli("verify-log", "d.jsonl", cwd=tmp_path).returncode == 0
+        tampered = original.replace("\ufffd".encode(), bad)
+        assert tampered.decode("utf-8", "replace") == original.decode()
+        (tmp_path / "t.jsonl").write_bytes(tampered)
+        line = assert_one_line_error(cli("verify-log", "t.jsonl", cwd=tmp_path), "UTF-8")
+        assert line.startswith("idrules: error: t.jsonl:1: edited")
+
+
 # diff ---------------------------------------------------------------------------------------
 DIFF_EVENTS: list[dict | str] = [
     # the same under both: a new user from a fresh session

@@ -16,7 +16,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import assert_one_line_error, clean_env, cli
+from cli_support import (
+    assert_one_line_error,
+    assert_one_line_usage_error,
+    clean_env,
+    cli,
+    command,
+    write_events,
+)
 
 from idrules import Engine, MemoryStore, export_rows, replay
 
@@ -500,24 +507,306 @@ class TestBadInput:
 
 
 class TestUsage:
-    """Usage errors (click's) exit 2."""
+    """Usage errors exit 2 with ONE line: `idrules: error: ...` and the --help hint."""
 
     @pytest.mark.parametrize(
-        "args",
+        ("args", "fragment"),
         [
-            [],
-            ["bogus"],
-            ["replay"],
-            ["replay", "events.jsonl"],
-            ["replay", "events.jsonl", "--rules", "helpshift", "--no-such-option"],
-            ["resolve", "--rules", "helpshift"],
-            ["export"],
-            ["check"],
+            (["bogus"], "No such command 'bogus'"),
+            (["replay"], "Missing argument 'EVENTS'"),
+            (["replay", "events.jsonl"], "Missing option '--rules'"),
+            (["replay", "e.jsonl", "--rules", "helpshift", "--no-such-option"], "--no-such-option"),
+            (["resolve", "--rules", "helpshift"], "Missing option '--store'"),
+            (["export"], "Missing option '--store'"),
+            (["check"], "Missing argument 'RULES'"),
+            (["replay", "e.jsonl", "--rules", "helpshift", "--commit-every", "0"], "0"),
+            (["sign", "--rules", "strict", "--user-id", "u", "--expires-in", "x"], "x"),
         ],
     )
-    def test_usage_error_exit_2(self, args: list[str]) -> None:
-        """A missing argument or option, or an unknown command or option, exits 2."""
+    def test_one_line_exit_2(self, args: list[str], fragment: str) -> None:
+        """A missing argument or option, an unknown command or option, a bad value: exit 2,
+        one line naming the problem and where the help is, never click's three-line block."""
+        assert_one_line_usage_error(cli(*args), fragment)
+
+    def test_no_command_shows_help(self) -> None:
+        """`idrules` alone prints the help on stderr and exits 2 (a usage error)."""
+        proc = cli()
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert "Commands:" in proc.stderr and "replay" in proc.stderr
+
+    @pytest.mark.parametrize("args", [["--help"], ["replay", "--help"], ["-h"]])
+    def test_help_still_works(self, args: list[str]) -> None:
+        """--help prints the usage on stdout and exits 0."""
         proc = cli(*args)
-        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
-        assert "Traceback" not in proc.stderr
-        assert proc.stdout == "" or args == []
+        assert proc.returncode == 0 and proc.stderr == ""
+        assert proc.stdout.startswith("Usage: ")
+
+    def test_version(self) -> None:
+        """--version prints the version and exits 0."""
+        proc = cli("--version")
+        assert proc.returncode == 0 and "version" in proc.stdout
+
+
+# hardening: no command destroys an input ----------------------------------------------------
+class TestOutNeverAnInput:
+    """`--out` naming an input is refused with one line, before anything is opened for writing
+    (and before a store is opened or created); the input is left byte for byte."""
+
+    @pytest.mark.parametrize("how", ["same", "dotted", "absolute", "symlink", "hardlink"])
+    def test_replay_out_is_the_events_file(self, tmp_path: Path, how: str) -> None:
+        """However it is spelt (relative, absolute, a link), the log is not emptied."""
+        log = tmp_path / "log.jsonl"
+        log.write_bytes(EVENTS.read_bytes())
+        out = {"same": "log.jsonl", "dotted": "./sub/../log.jsonl", "absolute": str(log)}.get(
+            how, f"{how}.jsonl"
+        )
+        (tmp_path / "sub").mkdir()
+        if how == "symlink":
+            (tmp_path / out).symlink_to(log)
+        if how == "hardlink":
+            os.link(log, tmp_path / out)
+        proc = cli("replay", "log.jsonl", "--rules", "helpshift", "--out", out, cwd=tmp_path)
+        assert_one_line_error(proc, f"--out {out} is the events file", "refusing to overwrite")
+        assert log.read_bytes() == EVENTS.read_bytes()
+
+    @pytest.mark.parametrize("suffix", ["", "-wal", "-shm", "-journal", ".lock"])
+    def test_replay_out_is_a_store_file_not_yet_made(self, tmp_path: Path, suffix: str) -> None:
+        """--out naming the store (or a file SQLite keeps beside it): refused, no store made."""
+        proc = cli(
+            "replay", EVENTS, "--rules", "helpshift", "--store", "s.db", "--out", f"s.db{suffix}",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert_one_line_error(proc, f"--out s.db{suffix} is the store")
+        assert list(tmp_path.iterdir()) == []
+
+    def test_replay_out_is_an_existing_store(self, tmp_path: Path) -> None:
+        """An existing store named by --out is left as it was (its export unchanged)."""
+        assert cli("replay", EVENTS, "--rules", "helpshift", "--store", "s.db", cwd=tmp_path)
+        before = (tmp_path / "s.db").read_bytes()
+        exported = cli("export", "--store", "s.db", cwd=tmp_path).stdout
+        proc = cli(
+            "replay", EVENTS, "--rules", "helpshift", "--store", "s.db", "--out", "s.db",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert_one_line_error(proc, "--out s.db is the store")
+        assert (tmp_path / "s.db").read_bytes() == before
+        assert cli("export", "--store", "s.db", cwd=tmp_path).stdout == exported
+
+    def test_replay_out_is_the_rules_file(self, tmp_path: Path) -> None:
+        """The rules file given to --rules is an input."""
+        rules = tmp_path / "rules.yaml"
+        rules.write_text("extends: helpshift\n")
+        proc = cli("replay", EVENTS, "--rules", "rules.yaml", "--out", "rules.yaml", cwd=tmp_path)
+        assert_one_line_error(proc, "--out rules.yaml is the rules file")
+        assert rules.read_text() == "extends: helpshift\n"
+
+    def test_replay_out_is_the_secrets_file(self, tmp_path: Path) -> None:
+        """The secrets file is an input, and its contents never appear in the message."""
+        path = secrets_file(tmp_path)
+        proc = cli("replay", strict_log(tmp_path), "--rules", "strict", "--secrets", path,
+                   "--out", path)  # fmt: skip
+        line = assert_one_line_error(proc, "is the secrets file")
+        assert SECRET not in line
+        assert json.loads(path.read_text()) == {"current": SECRET}
+
+    @pytest.mark.parametrize("which", ["events", "rules", "against", "secrets"])
+    def test_diff_out_is_an_input(self, tmp_path: Path, which: str) -> None:
+        """diff --out is refused for the log, either rules file, or the secrets file."""
+        (tmp_path / "log.jsonl").write_bytes(EVENTS.read_bytes())
+        (tmp_path / "a.yaml").write_text("extends: helpshift\n")
+        (tmp_path / "b.yaml").write_text("extends: helpshift\nanonymous: {on_identify: clear}\n")
+        secrets_file(tmp_path, name="s.json")
+        target = {"events": "log.jsonl", "rules": "a.yaml", "against": "b.yaml"}.get(
+            which, "s.json"
+        )
+        before = (tmp_path / target).read_bytes()
+        proc = cli(
+            "diff", "log.jsonl", "--rules", "a.yaml", "--against", "b.yaml", "--secrets",
+            "s.json", "--out", target, cwd=tmp_path,
+        )  # fmt: skip
+        assert_one_line_error(proc, f"--out {target} is the", "refusing to overwrite")
+        assert (tmp_path / target).read_bytes() == before
+
+    def test_stdin_events_with_out(self, tmp_path: Path) -> None:
+        """`-` (stdin) with --out is fine: there is no events file to overwrite."""
+        proc = cli("replay", "-", "--rules", "helpshift", "--out", "d.jsonl", cwd=tmp_path,
+                   stdin=EVENTS.read_bytes())  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 10
+
+    def test_out_is_a_directory(self, tmp_path: Path) -> None:
+        """A directory as --out is refused before the store is made."""
+        (tmp_path / "out").mkdir()
+        proc = cli("replay", EVENTS, "--rules", "helpshift", "--store", "s.db", "--out", "out",
+                   cwd=tmp_path)  # fmt: skip
+        assert_one_line_error(proc, "--out out is a directory")
+        assert not (tmp_path / "s.db").exists()
+
+
+class TestClosedOutput:
+    """A closed stdout (`| head`) is a failure: exit 1, one line, no traceback."""
+
+    def test_replay_into_head(self, tmp_path: Path) -> None:
+        """Reading three decisions and closing the pipe ends the replay with exit 1."""
+        log = write_events(tmp_path / "log.jsonl", 3000)
+        proc = subprocess.Popen(
+            command("replay", log, "--rules", "helpshift"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        for _ in range(3):
+            json.loads(proc.stdout.readline())
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 1
+        assert "Traceback" not in err and "Exception ignored" not in err
+        (line,) = err.splitlines()
+        assert line.startswith("idrules: error: ") and "broken pipe" in line
+
+    def test_resolve_keeps_nothing_it_could_not_print(self, tmp_path: Path) -> None:
+        """resolve to a closed stdout fails, and its event is not kept: asked again, it is
+        decided (not a duplicate of a decision nobody saw)."""
+        store = tmp_path / "r.db"
+        line = event("r1", {"userId": "u_1"})
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = subprocess.run(
+                command("resolve", "--rules", "helpshift", "--store", store),
+                input=line.encode(),
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                env=clean_env(),
+                timeout=60,
+            )
+        finally:
+            os.close(write_end)
+        err = proc.stderr.decode()
+        assert proc.returncode == 1 and "Traceback" not in err, err
+        assert len(err.splitlines()) == 1 and "broken pipe" in err
+        again = cli("resolve", "--rules", "helpshift", "--store", store, stdin=line)
+        assert json.loads(again.stdout)["outcome"] == "identified"
+
+
+class TestSecretErrors:
+    """A bad secret is one line that says where it came from, and never shows it."""
+
+    def test_environment_not_utf8(self, tmp_path: Path) -> None:
+        """IDRULES_SECRET_CURRENT holding bytes that are not UTF-8: one line naming it."""
+        env = {k.encode(): v.encode() for k, v in clean_env().items()}
+        env[b"IDRULES_SECRET_CURRENT"] = b"\xff\xfe" + b"k" * 40
+        proc = cli("replay", strict_log(tmp_path), "--rules", "strict", env=env)
+        line = assert_one_line_error(proc, "IDRULES_SECRET_CURRENT", "not valid UTF-8")
+        assert "k" * 40 not in line
+
+    def test_secrets_file_lone_surrogate(self, tmp_path: Path) -> None:
+        """A "\\udc80" escape in the secrets file: one line naming the file, not the value."""
+        path = tmp_path / "secrets.json"
+        path.write_text('{"current": "\\udc80' + "k" * 40 + '"}')
+        proc = cli("replay", strict_log(tmp_path), "--rules", "strict", "--secrets", path)
+        line = assert_one_line_error(proc, "secrets file", "secrets.json", "not valid UTF-8")
+        assert "k" * 40 not in line
+
+    def test_short_secret_from_file_names_the_file(self, tmp_path: Path) -> None:
+        """A short secret from --secrets blames the file, not the environment variable."""
+        path = secrets_file(tmp_path, "short-secret-31-bytes-long-abcd")
+        proc = cli("replay", strict_log(tmp_path), "--rules", "strict", "--secrets", path)
+        line = assert_one_line_error(proc, "secrets file", "secrets.json", "31 bytes")
+        assert "IDRULES_SECRET_CURRENT" not in line
+
+    def test_short_secret_from_environment_names_the_variable(self, tmp_path: Path) -> None:
+        """A short secret from the environment names IDRULES_SECRET_CURRENT."""
+        env = clean_env(IDRULES_SECRET_CURRENT="short-secret-31-bytes-long-abcd")
+        proc = cli("replay", strict_log(tmp_path), "--rules", "strict", env=env)
+        assert_one_line_error(proc, "IDRULES_SECRET_CURRENT", "31 bytes")
+
+    def test_secrets_path_is_a_directory(self, tmp_path: Path) -> None:
+        """--secrets naming a directory says so (not "not readable JSON")."""
+        proc = cli("replay", strict_log(tmp_path), "--rules", "strict", "--secrets", tmp_path)
+        assert_one_line_error(proc, "is a directory")
+
+    def test_secrets_file_with_bom(self, tmp_path: Path) -> None:
+        """A secrets file an editor saved with a byte order mark is read."""
+        path = tmp_path / "secrets.json"
+        path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"current": SECRET}).encode())
+        proc = cli("replay", strict_log(tmp_path), "--rules", "strict", "--secrets", path)
+        assert proc.returncode == 0, proc.stderr
+
+
+class TestResolveStdin:
+    """resolve reads exactly one event from stdin."""
+
+    def test_two_events_refused(self, tmp_path: Path) -> None:
+        """Two events: one line saying to give exactly one, how many lines were found; no
+        store made."""
+        lines = event("r1", {"userId": "u_1"}) + "\n" + event("r2", {"userId": "u_2"}) + "\n"
+        proc = cli("resolve", "--rules", "helpshift", "--store", tmp_path / "r.db", stdin=lines)
+        assert_one_line_error(proc, "exactly one event", "found 2 lines")
+        assert not (tmp_path / "r.db").exists()
+
+    def test_one_event_over_several_lines(self, tmp_path: Path) -> None:
+        """One event pretty-printed over several lines is still one event."""
+        text = json.dumps(json.loads(event("r1", {"userId": "u_1"})), indent=2)
+        proc = cli("resolve", "--rules", "helpshift", "--store", tmp_path / "r.db", stdin=text)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["outcome"] == "identified"
+
+    def test_byte_order_mark_ignored(self, tmp_path: Path) -> None:
+        """A BOM before the event is ignored (the event is decided, not rejected)."""
+        data = b"\xef\xbb\xbf" + event("r1", {"userId": "u_1"}).encode()
+        proc = cli("resolve", "--rules", "helpshift", "--store", tmp_path / "r.db", stdin=data)
+        assert json.loads(proc.stdout)["outcome"] == "identified", proc.stdout
+
+
+class TestStrictLog:
+    """Through the command line: BOM ignored, numbers JSON cannot carry refused."""
+
+    def test_bom_file_decided_as_without(self, tmp_path: Path) -> None:
+        """A log saved with a BOM gives the same decisions (physical line numbers kept)."""
+        log = tmp_path / "bom.jsonl"
+        log.write_bytes(b"\xef\xbb\xbf" + EVENTS.read_bytes())
+        proc = cli("replay", log, "--rules", "helpshift")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == cli("replay", EVENTS, "--rules", "helpshift").stdout
+
+    def test_bom_file_in_diff(self, tmp_path: Path) -> None:
+        """diff ignores the BOM too: the first event (a track) is decided, and changed by a
+        ruleset that needs an email for anonymous activity, exactly as without the mark."""
+        log = tmp_path / "bom.jsonl"
+        log.write_bytes(b"\xef\xbb\xbf" + EVENTS.read_bytes())
+        (tmp_path / "b.yaml").write_text(
+            "extends: helpshift\nanonymous: {activity_requires_email: true}\n"
+        )
+        runs = {}
+        for name, source in (("bom", log), ("plain", EVENTS)):
+            proc = cli("diff", source, "--rules", "helpshift", "--against", "b.yaml", "--out",
+                       f"changed-{name}.jsonl", cwd=tmp_path)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            runs[name] = proc.stdout.replace(str(source), "LOG")
+        assert runs["bom"] == runs["plain"]
+        changed = (tmp_path / "changed-bom.jsonl").read_bytes()
+        assert changed == (tmp_path / "changed-plain.jsonl").read_bytes()
+        first = json.loads(changed.splitlines()[0])
+        assert (first["line"], first["a"]["outcome"]) == (1, "recorded")
+
+    def test_overflowing_number_never_stored(self, tmp_path: Path) -> None:
+        """1e400 in an event: rejected event.invalid; the decisions and the export stay
+        strict JSON (no Infinity)."""
+        log = tmp_path / "log.jsonl"
+        bad = '{"id": "x1", "ts": "2026-03-01T12:00:00Z", "type": "identify", "session": "s",'
+        bad += ' "payload": {"userId": "u_9", "n": 1e400}}'
+        log.write_text(bad + "\n" + EVENTS.read_text())
+        rules = tmp_path / "keep.yaml"  # every other payload key kept as an attribute
+        rules.write_text(
+            'extends: helpshift\ninput: {attributes: "*"}\nattributes: {unknown: keep}\n'
+        )
+        proc = cli("replay", log, "--rules", rules, "--store", tmp_path / "s.db")
+        assert proc.returncode == 0, proc.stderr
+        first = json.loads(proc.stdout.splitlines()[0])
+        assert (first["event_id"], first["outcome"]) == ("x1", "rejected")
+        exported = cli("export", "--store", tmp_path / "s.db").stdout
+        for text in (proc.stdout, exported):
+            for row in text.splitlines():
+                json.loads(row, parse_constant=pytest.fail)

@@ -560,3 +560,223 @@ class TestNewRun:
         assert f"resumed after {len(got)} already decided" in again.stderr
         runs = Counter(row[0] for row in stored_decisions(tmp_path / "s.db"))
         assert runs == {1: len(small.lines), 2: len(got)}
+
+
+# one replay at a time, closed output, Ctrl-C -----------------------------------------------
+def wait_for(condition, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds (fails the test after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def lines_in(path: Path) -> int:
+    return len(complete_lines(path.read_bytes())) if path.exists() else 0
+
+
+class Feeder:
+    """A replay reading the log from a pipe this test controls: it decides what it was given,
+    then waits for more, holding its claim on the run (and, with --commit-every, its open
+    commit group), for as long as the test likes."""
+
+    def __init__(self, ref: Reference, folder: Path, *extra: str) -> None:
+        self.raw = ref.log.read_bytes().splitlines(keepends=True)
+        self.args = ["replay", "-", *replay_args(ref.log, *extra)[2:]]
+        self.proc = subprocess.Popen(
+            command(*self.args),
+            cwd=folder,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+        )
+        self.given = 0
+
+    def give(self, count: int) -> None:
+        """Send the next ``count`` lines of the log."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"".join(self.raw[self.given : self.given + count]))
+        self.proc.stdin.flush()
+        self.given += count
+
+    def finish(self) -> tuple[int, str]:
+        """Send the rest, close the pipe, and wait: exit status and stderr."""
+        self.give(len(self.raw) - self.given)
+        assert self.proc.stdin is not None and self.proc.stderr is not None
+        self.proc.stdin.close()
+        err = self.proc.stderr.read().decode()
+        return self.proc.wait(timeout=60), err
+
+    def decided(self, ref: Reference) -> int:
+        """How many decisions the lines given so far make (blank lines make none)."""
+        return sum(1 for d in ref.parsed if d["line"] <= self.given)
+
+
+def assert_as_reference(ref: Reference, folder: Path) -> None:
+    """The folder's decisions file, verify-log, store and export are the uninterrupted run's."""
+    assert (folder / "d.jsonl").read_bytes() == ref.decisions
+    verified = cli("verify-log", "d.jsonl", cwd=folder)
+    assert verified.stdout.startswith(f"ok: {len(ref.lines)} decisions"), verified.stderr
+    assert export(folder) == ref.export
+    expected = [(1, d["line"], d["event_id"], d["hash"]) for d in ref.parsed]
+    assert stored_decisions(folder / "s.db") == expected
+
+
+class TestOneReplayPerRun:
+    """Two replays of one run into one store never run at once (an overrunning cron job): the
+    second is refused at once with one line, before it touches --out; the first ends intact."""
+
+    @pytest.mark.parametrize("commit_every", ["1", "7"])
+    def test_second_refused_first_intact(
+        self, small: Reference, tmp_path: Path, commit_every: str
+    ) -> None:
+        """The second replay exits 1 naming the store and the first's pid; the first's
+        decisions file is not cut back, and it ends with every decision exactly once."""
+        first = Feeder(small, tmp_path, "--commit-every", commit_every)
+        first.give(210)
+        if commit_every == "1":  # every decision given so far is on disk
+            wait_for(lambda: lines_in(tmp_path / "d.jsonl") == first.decided(small))
+        else:  # decided up to the open commit group, which waits for more lines
+            wait_for(lambda: lines_in(tmp_path / "d.jsonl") >= first.decided(small) - 7)
+        before = (tmp_path / "d.jsonl").read_bytes()
+        second = cli(*replay_args(small.log, "--commit-every", commit_every), cwd=tmp_path)
+        assert_one_line_error(
+            second, "another replay of this log is running into s.db", f"(pid {first.proc.pid})"
+        )
+        assert (tmp_path / "d.jsonl").read_bytes()[: len(before)] == before
+        code, err = first.finish()
+        assert code == 0, err
+        ids = [d["event_id"] for d in map(json.loads, complete_lines(small.decisions))]
+        assert len(stored_decisions(tmp_path / "s.db")) == len(ids)
+        assert_as_reference(small, tmp_path)
+
+    def test_after_the_first_ends_the_run_is_free(self, small: Reference, tmp_path: Path) -> None:
+        """Once the first replay has ended, the same command runs (and decides nothing)."""
+        first = Feeder(small, tmp_path)
+        first.give(50)
+        code, err = first.finish()
+        assert code == 0, err
+        again = cli(*replay_args(small.log), cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert again.stderr.startswith("idrules: 0 events")
+        assert_as_reference(small, tmp_path)
+
+    def test_a_killed_holder_frees_the_run(self, small: Reference, tmp_path: Path) -> None:
+        """The lock dies with its process: after a SIGKILL the same command resumes."""
+        first = Feeder(small, tmp_path)
+        first.give(120)
+        wait_for(lambda: lines_in(tmp_path / "d.jsonl") == first.decided(small))
+        first.proc.kill()
+        first.proc.wait(timeout=60)
+        again = cli(*replay_args(small.log), cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert_as_reference(small, tmp_path)
+
+    def test_other_logs_run_side_by_side(self, small: Reference, tmp_path: Path) -> None:
+        """A replay of another log into the same store is another run: not refused."""
+        first = Feeder(small, tmp_path)
+        first.give(100)
+        wait_for(lambda: lines_in(tmp_path / "d.jsonl") == first.decided(small))
+        other = tmp_path / "other.jsonl"
+        other.write_text(
+            '{"id": "o1", "ts": "2026-03-01T12:00:00Z", "type": "logout", "session": "z"}\n'
+        )
+        proc = cli("replay", other, "--rules", "helpshift", "--store", "s.db", "--out",
+                   "o.jsonl", cwd=tmp_path)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        code, err = first.finish()
+        assert code == 0, err
+        assert (tmp_path / "d.jsonl").read_bytes() == small.decisions
+
+
+class TestClosedOutputResumes:
+    """`replay --store ... | head`: exit 1 with one line, and the store holds only decisions
+    whose lines went out, so the same command resumes to the uninterrupted bytes."""
+
+    @pytest.mark.parametrize("commit_every", ["1", "7"])
+    def test_head_then_resume(self, small: Reference, tmp_path: Path, commit_every: str) -> None:
+        """Read three decisions, close the pipe; then resume: stdout is the reference's tail
+        after what the store holds, and the store and the export are the reference's."""
+        args = replay_args(small.log, "--commit-every", commit_every, out=False)
+        proc = subprocess.Popen(
+            command(*args),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        got = [proc.stdout.readline() for _ in range(3)]
+        assert all(line.endswith(b"\n") for line in got)
+        assert [line[:-1] for line in got] == small.lines[:3]
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 1, err
+        (line,) = err.splitlines()
+        assert line.startswith("idrules: error: ") and "broken pipe" in line
+        held = stored_decisions(tmp_path / "s.db")  # at most what went out: a line may
+        assert len(held) < len(small.lines)  # go out while its commit group is still open
+        expected = [(1, d["line"], d["event_id"], d["hash"]) for d in small.parsed]
+        assert held == expected[: len(held)]
+        again = cli(*args, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert complete_lines(again.stdout.encode()) == small.lines[len(held) :]
+        assert export(tmp_path) == small.export
+        assert stored_decisions(tmp_path / "s.db") == expected
+
+
+class TestInterrupt:
+    """Ctrl-C (SIGINT) at any moment of a replay: one line, `idrules: interrupted`, exit 130,
+    never a traceback; the same command then resumes to the uninterrupted bytes."""
+
+    @pytest.mark.parametrize(
+        ("given", "commit_every"),
+        [(1, "1"), (60, "1"), (250, "1"), (60, "7"), (250, "7"), (395, "7")],
+    )
+    def test_waiting_for_input(
+        self, small: Reference, tmp_path: Path, given: int, commit_every: str
+    ) -> None:
+        """Interrupted while it waits for more of the log (between events, or inside an open
+        commit group whose decisions are not flushed yet)."""
+        feeder = Feeder(small, tmp_path, "--commit-every", commit_every)
+        feeder.give(given)
+        decided = feeder.decided(small)
+        flushed = decided - decided % int(commit_every)  # the open group is not flushed yet
+        assert flushed > 0  # on disk: start-up is over, the handlers are in place
+        wait_for(lambda: lines_in(tmp_path / "d.jsonl") == flushed)
+        time.sleep(0.1)  # it is blocked reading stdin now
+        feeder.proc.send_signal(signal.SIGINT)
+        assert_interrupted(feeder.proc)
+        assert lines_in(tmp_path / "d.jsonl") >= len(stored_decisions(tmp_path / "s.db"))
+        again = cli(*replay_args(small.log, "--commit-every", commit_every), cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert_as_reference(small, tmp_path)
+
+    @pytest.mark.parametrize("at", [1, 300, 900, 1500, 2100])
+    @pytest.mark.parametrize("commit_every", ["1", "7"])
+    def test_while_deciding(
+        self, big: Reference, tmp_path: Path, at: int, commit_every: str
+    ) -> None:
+        """Interrupted in full flow, once ``at`` decisions are on disk (the moment the signal
+        lands inside an event varies run to run: every such moment must be safe)."""
+        args = replay_args(big.log, "-q", "--commit-every", commit_every)
+        proc = subprocess.Popen(
+            command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=clean_env(),
+        )  # fmt: skip
+        wait_for(lambda: lines_in(tmp_path / "d.jsonl") >= at or proc.poll() is not None)
+        proc.send_signal(signal.SIGINT)
+        if proc.wait(timeout=60) != 0:  # it may have finished first
+            assert_interrupted(proc)
+        again = cli(*args, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert_as_reference(big, tmp_path)
+
+
+def assert_interrupted(proc: subprocess.Popen[bytes]) -> None:
+    """Exit 130, and exactly `idrules: interrupted` on stderr."""
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 130, err
+    assert err == "idrules: interrupted\n", err

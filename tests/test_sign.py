@@ -51,11 +51,16 @@ def sign(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     return done
 
 
-def signed(*args: str, env: dict[str, str] | None = None) -> str:
-    """The single line ``idrules sign`` prints (it must succeed)."""
+def signed(*args: str, env: dict[str, str] | None = None, warning: str | None = None) -> str:
+    """The single line ``idrules sign`` prints (it must succeed); stderr is empty, or one
+    ``idrules: warning:`` line holding ``warning`` when one is expected."""
     done = sign(*args, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    if warning is None:
+        assert done.stderr == ""
+    else:
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("idrules: warning: ") and warning in line, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1, done.stdout
     return lines[0]
@@ -127,7 +132,9 @@ class TestSignHmac:
 
     def test_helpshift_prints_base64(self, tmp_path: Path) -> None:
         """helpshift: base64 of the HMAC (the userAuthToken), verified with verification on."""
-        tok = signed("--rules", "helpshift", "--user-id", "captain_planet")
+        tok = signed(
+            "--rules", "helpshift", "--user-id", "captain_planet", warning="verifies nothing"
+        )
         digest = hmac.new(SECRET.encode(), b"captain_planet", hashlib.sha256).digest()
         assert base64.b64decode(tok, validate=True) == digest
         assert len(tok.rstrip("=")) == len("ab+dKOFgxspi3ARXSa/zSdN4wFrU6CQu3hJzHQtXYRI")
@@ -329,3 +336,51 @@ class TestSignSecrets:
         done = sign("--help")
         assert done.returncode == 0
         assert "--secrets" in done.stdout
+
+
+class TestSignRefusals:
+    """sign never prints a token no verifier can read, nor a proof without a word of warning."""
+
+    @pytest.mark.parametrize("claim", ["exp=1e400", "n=-1e400", "x=NaN", "x=Infinity"])
+    def test_non_finite_claim_refused(self, claim: str) -> None:
+        """A claim value JSON cannot carry: one-line error, exit 1, no token."""
+        err = failed("--rules", "replyful", "--user-id", "u_1", "--claim", claim)
+        assert claim.split("=")[0] in err
+
+    def test_text_claims_still_text(self) -> None:
+        """A value that is not JSON at all (a word) is still taken as text."""
+        tok = signed("--rules", "replyful", "--user-id", "u_1", "--claim", "plan=pro+")
+        assert claims_of(tok)["plan"] == "pro+"
+
+    @pytest.mark.parametrize("value", ["-5", "-1"])
+    def test_negative_lifetime_refused(self, value: str) -> None:
+        """--expires-in below 0 would make an expired token: a one-line usage error, exit 2."""
+        err = failed("--rules", "replyful", "--user-id", "u_1", "--expires-in", value, status=2)
+        (line,) = err.splitlines()
+        assert line.startswith("idrules: error: ") and "--expires-in" in line
+
+    def test_disabled_pack_warns(self) -> None:
+        """helpshift verifies nothing by default: the signature comes with a warning."""
+        sig = signed(
+            "--rules", "helpshift", "--user-id", "u_1", warning="verification.mode: disabled"
+        )
+        digest = hmac.new(SECRET.encode(), b"u_1", hashlib.sha256).digest()
+        assert base64.b64decode(sig) == digest
+
+    def test_verifying_pack_does_not_warn(self) -> None:
+        """A pack that verifies prints the proof alone."""
+        signed("--rules", "strict", "--user-id", "u_1")
+
+    def test_user_id_not_utf8(self) -> None:
+        """A --user-id whose bytes are not UTF-8: one-line error, exit 1, no traceback."""
+        done = subprocess.run(
+            [sys.executable, "-m", "idrules", "sign", "--rules", "strict", "--user-id", b"u\xff"],
+            capture_output=True,
+            env=clean_env(current=SECRET),
+            timeout=60,
+            check=False,
+        )
+        err = done.stderr.decode(errors="replace")
+        assert done.returncode == 1 and done.stdout == b"", err
+        (line,) = err.splitlines()
+        assert line.startswith("idrules: error: ") and "--user-id" in line

@@ -45,7 +45,11 @@ class Verdict:
 
 def verify_lines(lines: Iterable[bytes]) -> Verdict:
     """Check a chain; on failure, name the first line that was edited, dropped, inserted or
-    reordered (1-based physical line of the decisions file)."""
+    reordered (1-based physical line of the decisions file).
+
+    The hash is checked over the line's bytes as they are: a byte edit that makes the line
+    invalid UTF-8 must not pass by decoding to the same replacement character as the
+    original (a U+FFFD the decision really held)."""
     parsed: list[tuple[str, str, str, bool]] = []  # (prev, hash, genesis, own hash valid)
     for number, raw in enumerate(lines, start=1):
         match = _SUFFIX.search(raw)
@@ -53,13 +57,20 @@ def verify_lines(lines: Iterable[bytes]) -> Verdict:
             return Verdict(
                 False, number - 1, None, "no prev/hash: not a sealed decision line", number
             )
-        body = raw[: match.start()].decode("utf-8", "replace") + "}"
+        body = raw[: match.start()] + b"}"
+        try:  # strictly: a line that is not UTF-8 was not written by a replay
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return Verdict(
+                False, number - 1, None, "edited: the line is not valid UTF-8 text", number
+            )
         prev, own = match.group(1).decode(), match.group(2).decode()
         try:
-            genesis = json.loads(body)["ruleset"]["sha256"]
-        except (ValueError, KeyError, TypeError):
+            genesis = json.loads(text)["ruleset"]["sha256"]
+        except (ValueError, KeyError, TypeError, RecursionError):
             genesis = ""
-        parsed.append((prev, own, genesis, link(prev, body) == own))
+        digest = hashlib.sha256(match.group(1) + body).hexdigest()  # the bytes as they are
+        parsed.append((prev, own, genesis, digest == own))
     hashes: dict[str, int] = {}
     for index, (_, own, _, _) in enumerate(parsed):
         hashes.setdefault(own, index)

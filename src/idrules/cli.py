@@ -1,15 +1,22 @@
-"""The ``idrules`` command line (SPEC §6). Errors are one line on stderr and exit 1, never a
-traceback; usage errors exit 2 (click's own)."""
+"""The ``idrules`` command line (SPEC §6). Every failure is one line on stderr, never a
+traceback: ``idrules: error: ...`` and exit 1 for bad input, exit 2 for a usage error (click's,
+reworded onto one line), ``idrules: interrupted`` and exit 130 for Ctrl-C.
+
+No command destroys its input: an ``--out`` naming an input (the events, a rules file, the
+secrets, the store or one of its companion files) is refused before anything is opened for
+writing, and two replays of one run into one store never run at once (:mod:`.runlock`)."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, suppress
 from functools import wraps
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -18,30 +25,61 @@ import click
 
 from ._errors import IdrulesError, InputError, RulesError, StoreError
 from .chain import verify_lines
-from .decision import dumps
+from .decision import Decision, dumps
 from .diff import diff
 from .engine import Engine
-from .events import parse_ts
+from .events import NotFinite, not_json_text, parse_line, parse_ts, strict_loads, strip_bom
 from .history import find_profile, record_dict, record_text
+from .keys import SecretsFile
 from .proof import Prover
 from .replay import cut_back, resume_position
 from .replay import replay as run_replay
 from .rules import load_ruleset, pack_names
+from .rules.packs import pack_path
 from .store import MemoryStore, SqliteStore, export_rows
-from .store.base import Store
+from .store.base import DecisionRecord, Store, record_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 RULES_HELP = "a shipped pack's name (" + ", ".join(pack_names()) + ") or a rules file path"
 
 
+#: exit status of a command stopped by Ctrl-C (128 + SIGINT, the shell's convention)
+INTERRUPTED = 130
+
+
+def _say(line: str) -> None:
+    """One line on stderr, never raising: stderr itself may be gone."""
+    with suppress(OSError, ValueError):
+        click.echo(line, err=True)
+
+
 def _fail(message: str) -> None:
-    click.echo(f"idrules: error: {message}", err=True)
+    _say(f"idrules: error: {_one_line(message)}")
     sys.exit(1)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text
+
+
+def _output_closed() -> None:
+    """stdout's reader went away (``| head``): point stdout at /dev/null, so the interpreter's
+    last flush of what is still buffered cannot fail again on the way out."""
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def friendly(func: F) -> F:
-    """Turn every expected failure into one line on stderr and exit 1."""
+    """Turn every failure into one line on stderr: exit 1, or 130 when interrupted.
+
+    A closed stdout (``idrules replay ... | head``) is a failure too (exit 1), not a success:
+    the decisions were not all delivered, and a replay into a store has rolled back whatever it
+    had not delivered, so running it again resumes there. Anything unexpected is still one
+    line (its type only: an exception's text could quote a secret), unless ``IDRULES_DEBUG``
+    is set, which shows the traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -49,42 +87,135 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except IdrulesError as exc:
             _fail(str(exc))
-        except BrokenPipeError:
-            sys.stderr.close()  # the reader went away (| head): not an error
-            sys.exit(0)
         except KeyboardInterrupt:
-            click.echo("idrules: interrupted", err=True)
-            sys.exit(130)
+            _say("idrules: interrupted")
+            sys.exit(INTERRUPTED)
         except OSError as exc:
+            if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+                _output_closed()
+                _fail("the output was closed before every line was written (broken pipe)")
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}")
         except sqlite3.Error as exc:
             _fail(f"store error: {exc}")
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: reported by the group (usage errors on one line)
+        except Exception as exc:
+            if os.environ.get("IDRULES_DEBUG"):
+                raise
+            _fail(
+                f"unexpected {type(exc).__name__}; this is a bug in idrules: please report it "
+                "with the command (IDRULES_DEBUG=1 shows where it happened)"
+            )
 
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The ``idrules`` group: click's usage errors as one ``idrules: error:`` line with the
+    help hint (exit 2) instead of click's three-line block, the same on every click version."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> Any:
+        extra.pop("standalone_mode", None)
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            message = _one_line(exc.format_message()).rstrip(".")
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _say(f"idrules: error: {message}{hint}")
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            _say(f"idrules: error: {_one_line(exc.format_message())}")
+            sys.exit(exc.exit_code)
+        except click.Abort:  # Ctrl-C while click itself was parsing
+            _say("idrules: interrupted")
+            sys.exit(INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(
+    cls=_Main,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 @click.version_option(package_name="idrules")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """idrules: declarative identity resolution with auditable decisions."""
+    if ctx.invoked_subcommand is None:  # `idrules` alone: the help, as a usage error
+        click.echo(ctx.get_help(), err=True)
+        ctx.exit(2)
 
 
-def load_secrets_file(path: str | None) -> dict[str, str] | None:
-    """A ``--secrets`` JSON file: ``{"current": "..."}``. Its contents are never printed."""
+def load_secrets_file(path: str | None) -> SecretsFile | None:
+    """A ``--secrets`` JSON file: ``{"current": "..."}``. Its contents are never printed; an
+    error about one of its secrets names the file (:class:`SecretsFile`)."""
     if path is None:
         return None
+    if os.path.isdir(path):
+        raise InputError(f"secrets file {path} is a directory")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError(f"secrets file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, ValueError):
+    except PermissionError:
+        raise InputError(f"secrets file {path} is not readable (permission denied)") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         raise InputError(f"secrets file {path} is not readable JSON") from None
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
         raise InputError(f"secrets file {path} must be a JSON object of name -> secret text")
-    return data
+    return SecretsFile(data, f"secrets file {path}")
+
+
+#: the files SQLite keeps beside a store, and how an error names them
+_STORE_COMPANIONS = (
+    ("", "the store"),
+    ("-wal", "the store's -wal file"),
+    ("-shm", "the store's -shm file"),
+    ("-journal", "the store's -journal file"),
+    (".lock", "the store's lock file"),
+)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same device and inode when both exist, else the
+    same resolved path (a file about to be made, a symbolic link to one)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_overwrite(out: str, inputs: Iterable[tuple[str, str | None]]) -> None:
+    """Refuse an ``--out`` that would overwrite an input (``(label, path)`` pairs; ``None``
+    and ``-`` are no file), or that is a directory. Called before anything is opened for
+    writing: ``replay --out events.jsonl`` would otherwise empty the log and report 0 events."""
+    if os.path.isdir(out):
+        raise InputError(f"--out {out} is a directory")
+    for label, path in inputs:
+        if path is not None and path != "-" and _same_file(out, path):
+            raise InputError(f"--out {out} is {label}; refusing to overwrite an input")
+
+
+def _rules_file(spec: str) -> str:
+    """The file ``--rules SPEC`` reads: the pack's own file for a pack name, else the path."""
+    if spec in pack_names() and not spec.endswith((".yaml", ".yml")):
+        found = pack_path(spec)
+        if found is not None:
+            return str(found)
+    return spec
+
+
+def _store_files(store_path: str | None) -> list[tuple[str, str | None]]:
+    """A store file and its companions, as inputs an ``--out`` must not name."""
+    if store_path is None or "://" in store_path:  # none, or a database server's URL
+        return []
+    return [(label, store_path + suffix) for suffix, label in _STORE_COMPANIONS]
 
 
 def open_store(path: str | None, *, must_exist: bool = False, commit_every: int = 1) -> Store:
@@ -104,6 +235,7 @@ def open_store(path: str | None, *, must_exist: bool = False, commit_every: int 
 
 
 def _read_lines(source: str) -> Iterator[bytes]:
+    """The raw lines of an events file, or of stdin for ``-``."""
     if source == "-":
         yield from sys.stdin.buffer
         return
@@ -115,6 +247,13 @@ def _read_lines(source: str) -> Iterator[bytes]:
         raise InputError(f"events file {source} is a directory") from None
     with handle:
         yield from handle
+
+
+def _first_without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
+    """``lines`` with a byte order mark before the first one dropped (SPEC §1; ``replay`` does
+    this itself, ``diff`` gets its lines from here)."""
+    for number, raw in enumerate(lines):
+        yield strip_bom(raw) if number == 0 else raw
 
 
 @main.command()
@@ -154,14 +293,27 @@ def replay(
         raise InputError(f"events file not found: {events}")
     if events != "-" and os.path.isdir(events):
         raise InputError(f"events file {events} is a directory")
+    if out:
+        refuse_overwrite(
+            out,
+            [
+                ("the events file", events),
+                ("the rules file", _rules_file(rules)),
+                ("the secrets file", secrets),
+                *_store_files(store_path),
+            ],
+        )
     store = open_store(store_path, commit_every=commit_every)
     sink: IO[str] | None = None
+    claim: AbstractContextManager[object] | None = None
+    done = False
     try:
         engine = Engine(ruleset, store, secrets=secret_map)
         lines: Iterator[bytes] = _read_lines(events)
         start = None
         if isinstance(store, SqliteStore):
-            start, lines = resume_position(store, engine, lines)
+            # claims the run: a second replay of it is refused here, before --out is touched
+            start, lines, claim = resume_position(store, engine, lines)
         if out:
             cut_back(out, start.done if start else 0)
             sink = open(out, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
@@ -173,14 +325,48 @@ def replay(
         # until the end, so the cyclic GC need never walk it (replay raises its thresholds)
         gc.freeze()
         summary = run_replay(engine, lines, sink.write, _progress(quiet), start=start)
-        store.close()  # commits the last group, flushing the decisions first
         sink.flush()
+        store.close()  # commits the last group (flushing the decisions first)
+        done = True
     finally:
-        if sink is not None and sink is not sys.stdout:
-            sink.close()
-        store.close()
+        try:
+            if not done:
+                _stop(store, sink, sys.exc_info()[1])
+            if sink is not None and sink is not sys.stdout:
+                with suppress(OSError, ValueError):
+                    sink.close()
+        finally:
+            if claim is not None:  # last: the run is ours until the store is closed
+                claim.__exit__(None, None, None)
     if not quiet:
         click.echo(f"idrules: {summary.line()}", err=True)
+
+
+class _Abandoned(Exception):
+    """Raised by a store's ``before_commit`` to close it without committing."""
+
+
+def _stop(store: Store, sink: IO[str] | None, failure: BaseException | None) -> None:
+    """Close the store after a replay failed or was interrupted, keeping it consistent with
+    what was delivered: the decisions of the open commit group are committed only when their
+    lines reached the output (a flush that succeeds); otherwise, or when the failure was the
+    output's own (a closed pipe, a full disk), the group is rolled back, so the store never
+    holds a decision whose line is missing, and a resumed replay decides those events again.
+    Errors while cleaning up never hide the failure being reported."""
+    delivered = not isinstance(failure, OSError)
+    if delivered and sink is not None:
+        try:
+            sink.flush()
+        except (OSError, ValueError):
+            delivered = False
+    if not delivered and isinstance(store, SqliteStore):
+
+        def abandon() -> None:
+            raise _Abandoned
+
+        store.before_commit = abandon  # the close below then rolls the group back
+    with suppress(_Abandoned, IdrulesError, sqlite3.Error, OSError, ValueError):
+        store.close()
 
 
 def _progress(quiet: bool) -> Callable[[int, float], None] | None:
@@ -204,15 +390,47 @@ def resolve(rules: str, store_path: str, secrets: str | None) -> None:
     """Decide one event read from stdin; print its decision."""
     ruleset = load_ruleset(rules)
     secret_map = load_secrets_file(secrets)
-    text = sys.stdin.buffer.read()
-    if not text.strip():
+    body = strip_bom(sys.stdin.buffer.read()).strip()
+    if not body:
         raise InputError("no event on stdin: give one JSON event object")
+    _one_event(body)
     store = open_store(store_path)
     try:
-        decision = Engine(ruleset, store, secrets=secret_map).decide_line(text.strip())
-    finally:
-        store.close()
-    click.echo(decision.to_json())
+        engine = Engine(ruleset, store, secrets=secret_map)
+        engine.decide(parse_line(body), journal=_Printer(sys.stdout))
+    except BaseException:
+        _stop(store, None, sys.exc_info()[1])
+        raise
+    store.close()
+
+
+def _one_event(body: bytes) -> None:
+    """Refuse stdin holding several events (one JSON value may still span several lines)."""
+    count = sum(1 for line in body.splitlines() if line.strip())
+    if count < 2:
+        return
+    try:
+        strict_loads(body.decode("utf-8"))
+    except NotFinite:
+        return  # one value, refused as an event.invalid decision
+    except (ValueError, RecursionError):
+        raise InputError(
+            f"give exactly one event on stdin; found {count} lines (to decide a log, use "
+            "`idrules replay`)"
+        ) from None
+
+
+class _Printer:
+    """``resolve``'s journal: prints the decision inside the event's transaction, before the
+    commit, so a decision that could not be printed (a closed stdout) is not kept either."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+
+    def seal(self, decision: Decision, keep: bool) -> DecisionRecord | None:
+        self._out.write(decision.to_json() + "\n")
+        self._out.flush()
+        return record_of(decision) if keep else None
 
 
 @main.command()
@@ -248,7 +466,7 @@ def export(store_path: str) -> None:
 @click.option(
     "--expires-in",
     "expires_in",
-    type=int,
+    type=click.IntRange(min=0),
     default=300,
     show_default=True,
     help="JWT lifetime in seconds (0: no exp claim)",
@@ -269,7 +487,9 @@ def sign(
     """Print what the customer's server sends: an HMAC signature or a signed JWT.
 
     The secret is read as the engine reads it (IDRULES_SECRET_<NAME> or --secrets), never
-    from the command line.
+    from the command line. For a ruleset that verifies nothing (verification.mode: disabled)
+    the signature is still printed, for a server that signs before verification is turned
+    on, with a warning on stderr.
     """
     ruleset = load_ruleset(rules)
     prover = Prover(ruleset, load_secrets_file(secrets), signing=True)
@@ -280,28 +500,50 @@ def sign(
     }
     if not values:
         raise InputError("nothing to sign: give --user-id, --email, --name or --avatar")
+    for field, value in values.items():
+        if not_json_text(value) is not None:  # bytes of argv that are not UTF-8
+            raise InputError(f"--{field.replace('_', '-')} is not valid UTF-8 text")
     if ruleset.verification.method == "hmac":
         if claims:
             raise InputError(f"--claim is for JWT rulesets; {ruleset.name} signs with an HMAC")
-        click.echo(prover.sign_hmac(values, key_name))
-        return
+        signature = prover.sign_hmac(values, key_name)
+    else:
+        extra = _claims(claims)
+        if at is None:
+            issued = int(time.time())
+        else:
+            micros = parse_ts(at)
+            if micros is None:
+                raise InputError(f"--at takes an RFC 3339 timestamp, got {at!r}")
+            issued = micros // 1_000_000
+        signature = prover.sign_jwt(values, extra, issued, expires_in or None, key_name)
+    if ruleset.verification.mode == "disabled":
+        _say(
+            f"idrules: warning: ruleset {ruleset.name} verifies nothing "
+            "(verification.mode: disabled): this proof is checked only once mode is "
+            "optional or required"
+        )
+    click.echo(signature)
+
+
+def _claims(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--claim KEY=VALUE`` options: VALUE as strict JSON when it is JSON, else as text. A
+    number JSON cannot carry (``1e400``, ``NaN``) is refused: Python would write it into the
+    token as ``Infinity``, and no verifier could read the token's payload."""
     extra: dict[str, Any] = {}
-    for item in claims:
+    for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise InputError(f"--claim takes KEY=VALUE, got {item!r}")
         try:
-            extra[key] = json.loads(raw)
-        except ValueError:
+            extra[key] = strict_loads(raw)
+        except NotFinite:
+            raise InputError(
+                f"--claim {key}: {raw} is not a finite number, which JSON cannot carry"
+            ) from None
+        except (ValueError, RecursionError):
             extra[key] = raw
-    if at is None:
-        issued = int(time.time())
-    else:
-        micros = parse_ts(at)
-        if micros is None:
-            raise InputError(f"--at takes an RFC 3339 timestamp, got {at!r}")
-        issued = micros // 1_000_000
-    click.echo(prover.sign_jwt(values, extra, issued, expires_in or None, key_name))
+    return extra
 
 
 @main.command("verify-log")
@@ -317,6 +559,8 @@ def verify_log(decisions: str, head: str | None) -> None:
         raise InputError(f"decisions file not found: {decisions}") from None
     with handle:
         verdict = verify_lines(handle)
+    if verdict.ok and verdict.lines == 0:
+        _fail(f"{decisions} is empty: it holds no decisions to verify")
     if not verdict.ok:
         _fail(f"{decisions}:{verdict.bad_line}: {verdict.problem}")
     if head is not None and verdict.head != head:
@@ -343,6 +587,18 @@ def diff_command(
     engine_b = Engine(load_ruleset(against), MemoryStore(), secrets=secret_map)
     if events != "-" and not os.path.exists(events):
         raise InputError(f"events file not found: {events}")
+    if events != "-" and os.path.isdir(events):
+        raise InputError(f"events file {events} is a directory")
+    if out:
+        refuse_overwrite(
+            out,
+            [
+                ("the events file", events),
+                ("the rules file", _rules_file(rules)),
+                ("the rules file", _rules_file(against)),
+                ("the secrets file", secrets),
+            ],
+        )
     sink = open(out, "w", encoding="utf-8", newline="\n") if out else None  # noqa: SIM115
     try:
         labels = (
@@ -350,7 +606,7 @@ def diff_command(
             f"{against} ({engine_b.ruleset.name} {engine_b.ruleset.sha256[:12]})",
         )
         summary = diff(
-            _read_lines(events),
+            _first_without_bom(_read_lines(events)),
             engine_a,
             engine_b,
             (lambda c: sink.write(dumps(c.to_dict()) + "\n")) if sink else None,
@@ -402,6 +658,7 @@ def history(
 
 @main.command()
 @click.argument("rules")
+@friendly
 def check(rules: str) -> None:
     """Validate a rules file (or a shipped pack); list every problem with file:line."""
     try:

@@ -21,12 +21,31 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JSON_SPACE = " \t\n\r"
 
 
+#: the UTF-8 byte order mark some editors put before a file's first line (SPEC §1: ignored)
+BOM = b"\xef\xbb\xbf"
+
+
+class NotFinite(ValueError):
+    """A number JSON text cannot carry: NaN, Infinity, or a literal overflowing to infinity."""
+
+
 def _reject_constant(name: str) -> Any:
     """NaN and Infinity are not JSON: refuse them rather than echo them into decisions."""
-    raise ValueError(name)
+    raise NotFinite(name)
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    """A float literal, refused when it overflows to infinity (``1e400``): Python's decoder
+    would otherwise carry ``inf`` into decisions, the store and the export as ``Infinity``.
+    Called for float literals only, so the usual event (text and whole numbers) pays nothing."""
+    value = float(text)
+    if value - value != 0.0:  # inf - inf is nan; cheaper than math.isfinite's lookup
+        raise NotFinite(text)
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_LENIENT = json.JSONDecoder()  # only to read the id of a line refused for its numbers
 _SCAN: Any = _DECODER.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
 
 
@@ -60,13 +79,52 @@ def parse_line(raw: bytes | str, line: int | None = None) -> Event | InvalidEven
             return InvalidEvent(None, "line is not UTF-8 text", line)
     try:
         obj = _decode(raw)
-    except (ValueError, RecursionError):
+    except NotFinite:
+        return _not_finite(raw, line)
+    except ValueError as exc:  # JSONDecodeError, or an integer of too many digits
+        return InvalidEvent(None, _json_problem(exc), line)
+    except RecursionError:
         return InvalidEvent(None, "line is not valid JSON", line)
     if "\\u" in raw or not raw.isascii():
         problem = not_json_text(obj)
         if problem is not None:
             return invalid_value(obj, problem, line)
     return parse_object(obj, line)
+
+
+_NOT_FINITE = "a number is NaN or Infinity, or overflows to infinity, which JSON cannot carry"
+
+
+def _not_finite(text: str, line: int | None) -> InvalidEvent:
+    """A line refused for a non-finite number, keeping its id when the rest is JSON (the rare
+    path: decoded again, this time letting the number through, only to read the id)."""
+    try:
+        obj = _LENIENT.decode(text)
+    except ValueError as exc:  # not JSON anyway: that is the first thing to say
+        return InvalidEvent(None, _json_problem(exc), line)
+    except RecursionError:
+        return InvalidEvent(None, "line is not valid JSON", line)
+    return invalid_value(obj, _NOT_FINITE, line)
+
+
+def _json_problem(exc: ValueError) -> str:
+    """Why a line failed to decode, in words: Python refuses integers of more than 4,300
+    digits (``sys.get_int_max_str_digits``) with a ValueError that is not a JSON error."""
+    if "integer string conversion" in str(exc):
+        return "a number has more digits than can be read"
+    return "line is not valid JSON"
+
+
+def strict_loads(text: str) -> Any:
+    """One strict JSON value filling ``text``: NaN, Infinity and numbers overflowing to
+    infinity are refused (:class:`NotFinite`, a ValueError), like any other non-JSON."""
+    return _decode(text)
+
+
+def strip_bom(raw: bytes) -> bytes:
+    """A log's first line without the UTF-8 byte order mark an editor may have put before it
+    (only the first line: a BOM anywhere else is part of the text, and not JSON)."""
+    return raw[3:] if raw[:3] == BOM else raw
 
 
 def _decode(text: str) -> Any:

@@ -1,8 +1,9 @@
 """Secrets: read by key name, never from a rules file, never printed.
 
 A key named ``current`` comes from the mapping given to the engine (``--secrets FILE`` on the
-command line), else from the environment variable ``IDRULES_SECRET_CURRENT``. A secret must be
-at least 32 bytes. Errors name the key and its variable, never the value.
+command line), else from the environment variable ``IDRULES_SECRET_CURRENT``. A secret is UTF-8
+text (the customer's server signs with the same text) of at least 32 bytes. Errors name the key
+and where its value came from (the variable, the secrets file), never the value.
 """
 
 from __future__ import annotations
@@ -12,6 +13,15 @@ from collections.abc import Mapping
 from ._errors import SecretsError
 
 MIN_SECRET_BYTES = 32
+
+
+class SecretsFile(dict[str, str]):
+    """Secrets read from a file: a plain mapping that also knows where it was read, so an
+    error about one of its secrets names the file rather than the environment variable."""
+
+    def __init__(self, values: Mapping[str, str], source: str) -> None:
+        super().__init__(values)
+        self.source = source
 
 
 def secret_env_var(name: str) -> str:
@@ -24,20 +34,35 @@ def read_secret(
 ) -> bytes:
     """The secret of key ``name``: given first, then the environment.
 
-    Raises :class:`SecretsError` when it is missing or shorter than 32 bytes.
+    Raises :class:`SecretsError` when it is missing, not UTF-8 text, or shorter than 32 bytes,
+    naming where it came from.
     """
     value = (given or {}).get(name)
-    if value is None:
+    if value is not None:
+        where = f"in {getattr(given, 'source', 'the secrets given to the engine')}"
+    else:
         value = environ.get(secret_env_var(name))
+        where = f"in {secret_env_var(name)}"
     if value is None or value == "":
         raise SecretsError(
             f"the secret of key {name!r} is missing: set {secret_env_var(name)} "
             f"or give it in a secrets file"
         )
-    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if isinstance(value, str):
+        try:
+            raw = value.encode("utf-8")
+        except UnicodeEncodeError:
+            # an environment variable's bytes that are not UTF-8 reach Python as lone
+            # surrogates (os.environ decodes with surrogateescape), as does a "\udc80" escape
+            # in a JSON secrets file: neither is text the customer's server could sign with
+            raise SecretsError(
+                f"the secret of key {name!r} {where} is not valid UTF-8 text"
+            ) from None
+    else:
+        raw = bytes(value)
     if len(raw) < MIN_SECRET_BYTES:
         raise SecretsError(
-            f"the secret of key {name!r} ({secret_env_var(name)}) is {len(raw)} bytes; at "
-            f"least {MIN_SECRET_BYTES} are required"
+            f"the secret of key {name!r} {where} is {len(raw)} bytes; at least "
+            f"{MIN_SECRET_BYTES} are required"
         )
     return raw

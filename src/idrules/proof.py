@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import os
 import re
 import string
@@ -26,10 +25,10 @@ import attrs
 import jwt
 from jwt.algorithms import HMACAlgorithm, get_default_algorithms
 
-from ._errors import SecretsError
+from ._errors import InputError, SecretsError
 from .decision import Reason, dumps, fingerprint
 from .dialect import Mapped
-from .events import not_json_text
+from .events import not_json_text, strict_loads
 from .keys import read_secret
 from .rules.model import IDENTITY_FIELDS, Ruleset
 
@@ -298,7 +297,8 @@ class Prover:
         for name, key in self._keys.items():
             try:
                 signed = self._jws.decode_complete(token, key, algorithms=self._algorithms)
-                claims = json.loads(signed["payload"])
+                # strict JSON (RFC 7519: UTF-8): NaN, Infinity and 1e400 are refused here
+                claims = strict_loads(signed["payload"].decode("utf-8"))
             except jwt.InvalidSignatureError:
                 continue
             except jwt.InvalidAlgorithmError:
@@ -324,13 +324,25 @@ class Prover:
         )
 
     def _time_problem(self, claims: Mapping[str, Any], ts: int) -> tuple[str, str, str] | None:
+        """The first time claim that refuses the token at the event's time ``ts``, if any.
+
+        A time claim is a NumericDate: a finite number of seconds within the years 1 to 9999
+        (what any RFC 3339 ``ts`` can be compared with). Anything else (a huge ``exp`` such as
+        1e308, whose microseconds overflow to infinity) is ``auth.invalid``, never an error."""
         leeway = self._leeway_us
+        earliest, latest = -62_135_596_800, 253_402_300_799  # years 1 and 9999, in seconds
         stamps: dict[str, int] = {}
         for claim in ("exp", "nbf", "iat"):
             if claim in claims:
                 value = claims[claim]
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     return "auth.invalid", "method", f"claim {claim!r} is not a number"
+                if not earliest <= value <= latest:  # False for NaN too
+                    return (
+                        "auth.invalid",
+                        "method",
+                        f"claim {claim!r} is not a time between the years 1 and 9999",
+                    )
                 stamps[claim] = int(value * _US)
         if "exp" in stamps and ts >= stamps["exp"] + leeway:  # valid only *before* exp
             return "auth.expired", "jwt.leeway_s", "the token had expired at the event's time"
@@ -394,7 +406,11 @@ class Prover:
         expires_in: int | None,
         key_name: str | None = None,
     ) -> str:
-        """A token with the ruleset's claim names for ``values``, ``iat`` and ``exp``."""
+        """A token with the ruleset's claim names for ``values``, ``iat`` and ``exp``.
+
+        Raises :class:`InputError` for a claim value JSON text cannot carry (NaN, infinity, an
+        unpaired surrogate): PyJWT would write ``Infinity`` into the payload, a token no
+        verifier (this one included) could read."""
         claims: dict[str, Any] = dict(extra)
         for field, claim in self._claims.items():
             if values.get(field) is not None:
@@ -402,6 +418,9 @@ class Prover:
         claims["iat"] = issued_at
         if expires_in is not None:
             claims["exp"] = issued_at + expires_in
+        problem = not_json_text(claims)
+        if problem is not None:
+            raise InputError(f"cannot sign: a claim is not JSON ({problem})")
         return jwt.encode(claims, self._key(key_name), algorithm=self._algorithms[0])
 
     def _key(self, key_name: str | None) -> bytes:

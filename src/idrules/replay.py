@@ -20,7 +20,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import chain as chained
 
 import attrs
@@ -29,7 +29,7 @@ from ._errors import InputError
 from .chain import seal
 from .decision import Decision
 from .engine import Engine
-from .events import parse_line
+from .events import parse_line, strip_bom
 from .store.base import DecisionRecord, record_of
 from .store.sqlite import SqliteStore
 
@@ -124,7 +124,7 @@ def _replay(
     started = last = time.perf_counter()
     count = 0
     number = 0
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(_without_bom(lines), start=1):
         if number <= position.last_line:
             if number == position.last_line:
                 _check_continuity(raw, number, position)
@@ -150,6 +150,16 @@ def _replay(
     return Summary(count, dict(outcomes), seconds, position.done)
 
 
+def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """``lines`` with a byte order mark before the first one dropped (SPEC §1). The first line
+    is peeled off rather than every line tested: the loop over the rest stays as it was."""
+    rest = iter(lines)
+    first = next(rest, None)
+    if first is None:
+        return rest
+    return chained((strip_bom(first),), rest)
+
+
 def _check_continuity(raw: bytes, number: int, position: Position) -> None:
     event = parse_line(raw.rstrip(b"\r\n"), number)
     if event.id != position.last_event_id:
@@ -162,20 +172,27 @@ def _check_continuity(raw: bytes, number: int, position: Position) -> None:
 
 def resume_position(
     store: SqliteStore, engine: Engine, lines: Iterator[bytes]
-) -> tuple[Position, Iterator[bytes]]:
+) -> tuple[Position, Iterator[bytes], AbstractContextManager[object]]:
     """The run of this log in ``store`` and where it stopped; returns the lines to replay
-    (the first ones, read to recognise the log, put back in front)."""
+    (the first ones, read to recognise the log, put back in front) and this process's claim
+    on the run (:meth:`SqliteStore.claim_run`: hold it until the replay has ended; another
+    replay of the same run raises ``RunBusyError`` here, before any output is touched).
+
+    The log is recognised by its first non-blank line, a byte order mark before it ignored:
+    the same log saved with or without one is the same run."""
     head: list[bytes] = []
+    first = b""
     for raw in lines:
+        text = strip_bom(raw) if not head else raw
         head.append(raw)
-        if raw.strip():
+        if text.strip():
+            first = text
             break
-    first = next((raw for raw in head if raw.strip()), b"")
     log_key = hashlib.sha256(first.rstrip(b"\r\n")).hexdigest()
-    run = store.run_for(log_key, engine.ruleset.sha256)
+    run, claim = store.claim_run(log_key, engine.ruleset.sha256)
     prev = run.last_hash or engine.ruleset.sha256
     position = Position(run.id, prev, run.count, run.last_line, run.last_event_id)
-    return position, chained(head, lines)
+    return position, chained(head, lines), claim
 
 
 def cut_back(path: str, keep: int) -> None:

@@ -697,6 +697,37 @@ class SqliteStore:
             return Run(run_id, 0, 0, None, None)
         return Run(run_id, count, last[0], last[1], last[2])
 
+    def claim_run(self, log_key: str, ruleset: str) -> tuple[Run, AbstractContextManager[object]]:
+        """:meth:`run_for`, claimed for this process: one replay of a run at a time.
+
+        The claim is an operating-system lock (:mod:`idrules.runlock`, released on exit of the
+        returned context manager, or by the kernel when the process dies); a claim another
+        replay holds (in another process, or this one) raises ``RunBusyError`` at once. A run
+        the store already knows is claimed before anything is written (another replay of it
+        may hold the write lock for a whole commit group); a new one is made, then claimed."""
+        from contextlib import nullcontext
+
+        from ..runlock import RunLock
+
+        if self.path == ":memory:":  # nobody else can reach it
+            return self.run_for(log_key, ruleset), nullcontext()
+        try:
+            known = self._conn.execute(
+                "SELECT id FROM runs WHERE log_key=? AND ruleset=?", (log_key, ruleset)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: {_why(exc)}") from None
+        lock = None if known is None else RunLock(self.path, known[0])
+        try:
+            run = self.run_for(log_key, ruleset)
+            if lock is None:
+                lock = RunLock(self.path, run.id)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return run, lock
+
     def history(self, profile_ids: Iterable[str]) -> Iterator[DecisionRecord]:
         """Every decision whose profile is one of ``profile_ids``, in the order applied."""
         ids = list(profile_ids)
