@@ -154,9 +154,9 @@ class _ReadCache:
         if before is None:
             if after.state != "active":
                 return
-            if after.user_key is not None and after.user_key in self.user_keys:
-                if self.user_keys[after.user_key] is None:
-                    self.user_keys.put(after.user_key, after.id)
+            key = after.user_key
+            if key is not None and key in self.user_keys and self.user_keys[key] is None:
+                self.user_keys.put(key, after.id)
             if after.email_key is not None and after.email_key in self.email_keys:
                 asked, ids = self.email_keys[after.email_key]
                 if len(ids) < asked:
