@@ -433,13 +433,18 @@ def stage_split(
         path = templates.fresh(prefill)
         store = SqliteStore(path, commit_every=commit_every)
     engine = Engine(pack, store, secrets=workload.SECRETS)
-    engine._dialect = _Timed(engine._dialect, {"map": "dialect"}, acc)  # type: ignore[assignment]
-    engine._prover = _Timed(engine._prover, {"verify": "proof"}, acc)  # type: ignore[assignment]
-    engine._fields = _Timed(  # type: ignore[assignment]
-        engine._fields, {"check": "fields", "check_email": "fields"}, acc
+    intake = engine._intake  # the claim's stages, each timed
+    intake._dialect = _Timed(  # type: ignore[assignment]
+        intake._dialect, {"map": "dialect", "from_claims": "dialect"}, acc
     )
-    engine._attributes = _Timed(  # type: ignore[assignment]
-        engine._attributes, {"filter": "attributes"}, acc
+    intake._prover = _Timed(intake._prover, {"verify": "proof"}, acc)  # type: ignore[assignment]
+    intake._fields = _Timed(  # type: ignore[assignment]
+        intake._fields,
+        {"check": "fields", "check_email": "fields", "carries_identifier": "fields"},
+        acc,
+    )
+    intake._attributes = _Timed(  # type: ignore[assignment]
+        intake._attributes, {"filter": "attributes"}, acc
     )
     plans = dict.fromkeys(("identify", "track", "logout", "duplicate", "invalid"), "plan")
     engine._planner = _Timed(engine._planner, plans, acc)  # type: ignore[assignment]

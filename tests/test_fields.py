@@ -157,7 +157,7 @@ class TestMaxLength:
         assert result.value is None
         assert result.failed == "anonymous"
         assert codes(result) == ["user_id.too_long"]
-        assert result.reasons[0].rule == helpshift.cite("fields.user_id.max_length")
+        assert result.reasons[0].rule == str(helpshift.cite("fields.user_id.max_length"))
         assert result.reasons[0].rule.startswith("helpshift.yaml:")
 
     def test_truncate(self, helpshift: Ruleset) -> None:

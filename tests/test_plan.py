@@ -61,7 +61,7 @@ class TestPrecedence:
         assert d.profile == b.profile != a.profile
         assert d.codes[0] == "match.user_id"
         assert "conflict.email_other_user_id" not in d.codes
-        assert d.reasons[0].rule == engine.ruleset.cite("matching.precedence")
+        assert d.reasons[0].rule == str(engine.ruleset.cite("matching.precedence"))
 
     def test_email_first(self, tmp_path: Path) -> None:
         """[email, user_id]: the email is looked up first (here: a conflict, then the user id)."""
@@ -108,8 +108,8 @@ class TestEmailWithoutUserId:
         assert d.profile == a.profile
         assert d.created is False
         assert d.codes == ["match.email", "identifier.attached"]
-        assert d.reasons[1].rule == engine.ruleset.cite(
-            "matching.email_matches_profile_without_user_id"
+        assert d.reasons[1].rule == str(
+            engine.ruleset.cite("matching.email_matches_profile_without_user_id")
         )
         assert row(engine, a.profile)["user_id"] == "u1"
         assert len(rows(engine)) == 1

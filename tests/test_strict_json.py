@@ -27,7 +27,7 @@ from idrules import (
     replay,
 )
 from idrules.events import strip_bom
-from idrules.proof import Prover
+from idrules.signing import Signer
 
 SECRET = "strict-json-tests-secret-0123456789abcdef"
 TS = "2026-03-01T12:00:00Z"
@@ -234,18 +234,18 @@ class TestTokenNumbers:
 
 
 class TestSignNumbers:
-    """Prover.sign_jwt never writes a token whose payload is not JSON."""
+    """Signer.token never writes a token whose payload is not JSON."""
 
     @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, "\udc80"])
     def test_refused(self, value: Any) -> None:
         """A non-finite number or unpaired surrogate in a claim: InputError, no token."""
-        prover = Prover(load_ruleset("replyful"), {"current": SECRET})
+        signer = Signer(load_ruleset("replyful"), {"current": SECRET.encode()})
         with pytest.raises(InputError, match="not JSON"):
-            prover.sign_jwt({"user_id": "u_1"}, {"x": value}, T0_S, 300)
+            signer.token({"user_id": "u_1"}, {"x": value}, T0_S, 300)
 
     def test_finite_claims_sign(self, tmp_path: Path) -> None:
         """Ordinary claims still sign, and the token decodes."""
-        prover = Prover(load_ruleset("replyful"), {"current": SECRET})
-        tok = prover.sign_jwt({"user_id": "u_1"}, {"x": 1.5, "n": 10**20}, T0_S, 300)
+        signer = Signer(load_ruleset("replyful"), {"current": SECRET.encode()})
+        tok = signer.token({"user_id": "u_1"}, {"x": 1.5, "n": 10**20}, T0_S, 300)
         claims = jwt.decode(tok, SECRET, algorithms=["HS256"], options={"verify_exp": False})
         assert (claims["x"], claims["n"]) == (1.5, 10**20)

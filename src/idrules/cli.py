@@ -31,7 +31,8 @@ from .engine import Engine
 from .events import NotFinite, not_json_text, parse_line, parse_ts, strict_loads, strip_bom
 from .history import find_profile, record_dict, record_text
 from .keys import SecretsFile
-from .proof import Prover
+from .keys import read_keys
+from .signing import Signer
 from .replay import cut_back, resume_position
 from .replay import replay as run_replay
 from .rules import load_ruleset, pack_names
@@ -492,7 +493,7 @@ def sign(
     on, with a warning on stderr.
     """
     ruleset = load_ruleset(rules)
-    prover = Prover(ruleset, load_secrets_file(secrets), signing=True)
+    signer = Signer(ruleset, read_keys(ruleset, load_secrets_file(secrets), always=True))
     values = {
         k: v
         for k, v in (("user_id", user_id), ("email", email), ("name", name), ("avatar", avatar))
@@ -506,7 +507,7 @@ def sign(
     if ruleset.verification.method == "hmac":
         if claims:
             raise InputError(f"--claim is for JWT rulesets; {ruleset.name} signs with an HMAC")
-        signature = prover.sign_hmac(values, key_name)
+        signature = signer.hmac(values, key_name)
     else:
         extra = _claims(claims)
         if at is None:
@@ -516,7 +517,7 @@ def sign(
             if micros is None:
                 raise InputError(f"--at takes an RFC 3339 timestamp, got {at!r}")
             issued = micros // 1_000_000
-        signature = prover.sign_jwt(values, extra, issued, expires_in or None, key_name)
+        signature = signer.token(values, extra, issued, expires_in or None, key_name)
     if ruleset.verification.mode == "disabled":
         _say(
             f"idrules: warning: ruleset {ruleset.name} verifies nothing "

@@ -20,13 +20,41 @@ Outcome = Literal["identified", "anonymous", "rejected", "logged_out", "recorded
 
 
 @attrs.frozen(slots=True)
+class Citation:
+    """Where a rule is written: the rules file (as given, or a pack's file name), the line,
+    and the knob's dotted path. A decision shows it as ``file:line knob``."""
+
+    source: str
+    line: int
+    knob: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line} {self.knob}"
+
+    @classmethod
+    def parse(cls, text: str) -> Citation:
+        """The citation a decision shows as ``text`` (``file:line knob``)."""
+        where, _, knob = text.partition(" ")
+        source, _, line = where.rpartition(":")
+        if not source or not knob or not line.isdigit():
+            raise ValueError(f"not a citation (file:line knob): {text!r}")
+        return cls(source, int(line), knob)
+
+
+@attrs.frozen(slots=True)
 class Reason:
-    """One rule that shaped a decision: a code (SPEC §5) and the knob that decided it."""
+    """One rule that shaped a decision: a code (:mod:`idrules.reasons`) and where the rule
+    that decided it is written (None for a malformed or duplicate event)."""
 
     code: str
-    rule: str | None
+    citation: Citation | None
     field: str | None = None
     detail: str | None = None
+
+    @property
+    def rule(self) -> str | None:
+        """The citation as a decision shows it: ``file:line knob``, or None."""
+        return None if self.citation is None else str(self.citation)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "rule": self.rule}

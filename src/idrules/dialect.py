@@ -1,9 +1,13 @@
-"""Stage 2: map the client's payload (the vendor's dialect) onto canonical fields.
+"""Stage 2: where every canonical field's value comes from: the client's payload (the vendor's
+dialect) or, with a verified token, its claims.
 
-The ruleset's ``input`` says where each canonical field comes from: a payload key, a list of
-keys (the first present wins) or a template such as ``"{firstName} {lastName}"`` (missing
-parts dropped, runs of spaces collapsed). Values come out exactly as the client sent them:
-checking and normalising them is the next stage's job (and HMAC messages need them raw).
+The ruleset's ``input`` says where each canonical field comes from in the payload: a key, a
+list of keys (the first present wins) or a template such as ``"{firstName} {lastName}"``
+(missing parts dropped, runs of spaces collapsed). ``verification.jwt.claims`` says which
+claim holds each field when the identity comes from a token; every other claim but the
+registered ones (``iss``, ``sub``, ``exp``, ...) is an attribute when ``extra_claims`` says
+so. Values come out exactly as sent: checking and normalising them is a later stage's job
+(and HMAC messages need them raw).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from typing import Any
 
 import attrs
 
-from .rules.model import InputMap
+from .rules.model import InputMap, JwtRule
 
 #: the canonical fields a dialect can map, in the order they are read
 CANONICAL = ("user_id", "email", "name", "avatar", "signature", "token")
 _SPACES = re.compile(r" {2,}")
+#: JWT registered claims (RFC 7519): never attributes
+REGISTERED_CLAIMS = frozenset(("iss", "sub", "aud", "exp", "nbf", "iat", "jti"))
 
 Getter = Callable[[Mapping[str, Any]], Any]
 
@@ -35,9 +41,14 @@ class Mapped:
 
 
 class Dialect:
-    """A compiled ``input`` mapping: one getter per canonical field, built once per ruleset."""
+    """A compiled ``input`` mapping (one getter per canonical field) and token claim mapping,
+    built once per ruleset."""
 
-    def __init__(self, rules: InputMap) -> None:
+    def __init__(self, rules: InputMap, claims: JwtRule | None = None) -> None:
+        jwt_rules = claims or JwtRule()
+        self._claims = tuple((f, c) for f, c in jwt_rules.claims.items() if c)
+        self._extra = jwt_rules.extra_claims == "attributes"
+        self._not_extra = REGISTERED_CLAIMS | {c for _, c in self._claims}
         self._getters: list[tuple[str, Getter]] = []
         mapped: set[str] = set()
         for field in CANONICAL:
@@ -49,6 +60,14 @@ class Dialect:
             mapped.update(keys)
         self._attributes = rules.attributes
         self._mapped = frozenset(mapped | ({rules.attributes} if rules.attributes else set()))
+
+    def from_claims(self, claims: Mapping[str, Any]) -> Mapped:
+        """Canonical values of a verified token's claims (the payload beside it is ignored)."""
+        values = {field: claims[claim] for field, claim in self._claims if claim in claims}
+        if not self._extra:
+            return Mapped(values)
+        extra = {k: v for k, v in claims.items() if k not in self._not_extra}
+        return Mapped(values, extra, bool(extra))
 
     def map(self, payload: Mapping[str, Any]) -> Mapped:
         """Canonical values of ``payload`` (an identify payload object)."""

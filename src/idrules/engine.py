@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .attributes import AttributeFilter
+from .claim import Claim, Intake
 from .decision import Decision
-from .dialect import Dialect
 from .events import (
     Event,
     InvalidEvent,
@@ -25,9 +24,8 @@ from .events import (
     parse_line,
     parse_object,
 )
-from .fields import IdentityChecker
+from .keys import read_keys
 from .plan import Plan, Planner
-from .proof import Prover
 from .redact import Redactor
 from .rules.loader import load_ruleset
 from .rules.model import Ruleset
@@ -49,7 +47,9 @@ class Engine:
     """Decides events for one ruleset against one store.
 
     ``secrets`` maps key names to secrets (else ``IDRULES_SECRET_<NAME>`` is read); ``clock``
-    dates library calls that carry no ``ts`` (default: the wall clock, UTC).
+    dates library calls that carry no ``ts`` (default: the wall clock, UTC). One engine may
+    serve many threads: the caller's claim is built from compiled stages and bounded caches,
+    and each event is then planned and applied in one store transaction, one at a time.
     """
 
     def __init__(
@@ -64,12 +64,9 @@ class Engine:
         self.ruleset = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
-        self._dialect = Dialect(self.ruleset.input)
         env = os.environ if environ is None else environ
-        self._prover = Prover(self.ruleset, secrets, env)
+        self._intake = Intake(self.ruleset, read_keys(self.ruleset, secrets, env))
         self._redactor = Redactor(self.ruleset, secrets, env)
-        self._fields = IdentityChecker(self.ruleset)
-        self._attributes = AttributeFilter(self.ruleset)
         self._planner = Planner(self.ruleset)
 
     # the one entry point ---------------------------------------------------------------
@@ -84,9 +81,10 @@ class Engine:
         if not isinstance(event, (Event, InvalidEvent)):
             problem = not_json_text(event)
             event = parse_object(event) if problem is None else invalid_value(event, problem)
+        claim = self.claim(event)  # pure: before the store's transaction
         store = self.store
         with store.transaction():
-            plan = self.plan(event)
+            plan = self._plan(event, claim)
             decision = plan.decision
             if self._redactor.active:
                 decision = self._redactor.apply(decision)
@@ -102,8 +100,25 @@ class Engine:
         """Decide one log line (not blank); ``line`` is its 1-based number in the log."""
         return self.decide(parse_line(raw, line))
 
+    def claim(self, event: Event | InvalidEvent) -> Claim | None:
+        """What the event's caller asserted and proved (stages 2 to 5), without the store:
+        an identify's payload, or a track's inline email; None when there is nothing to
+        claim (a malformed event, a logout, a track without an email)."""
+        if isinstance(event, InvalidEvent):
+            return None
+        payload = event.payload
+        if event.type == "track":
+            email = payload.get("email")
+            return None if email is None else self._intake.inline_email(email)
+        if event.type == "logout" or payload is None:
+            return None
+        return self._intake.identify(payload, event.ts)
+
     def plan(self, event: Event | InvalidEvent) -> Plan:
         """The plan for one event against the store as it is now. Writes nothing."""
+        return self._plan(event, self.claim(event))
+
+    def _plan(self, event: Event | InvalidEvent, claim: Claim | None) -> Plan:
         planner, store = self._planner, self.store
         if isinstance(event, InvalidEvent):
             if event.id is not None and store.is_decided(event.id):
@@ -112,24 +127,10 @@ class Engine:
         if store.is_decided(event.id):
             return planner.duplicate(event.id, event.line)
         if event.type == "track":
-            email = event.payload.get("email")
-            inline = None if email is None else self._fields.check_email(email)
-            return planner.track(event, inline, store)
-        if event.type == "logout" or event.payload is None:
+            return planner.track(event, claim, store)
+        if claim is None:  # a logout, or identify(null)
             return planner.logout(event, store)
-        mapped = self._dialect.map(event.payload)
-        prover = self._prover
-        # only proof asks whether the caller asserts an identity at all
-        identified = prover.mode == "disabled" or self._fields.carries_identifier(mapped.values)
-        verified = prover.verify(mapped, event.ts, identified)
-        checked = self._fields.check(verified.values)
-        if verified.proof.verified:
-            checked = checked.keyed_by(verified.proof.covers)
-        filtered = self._attributes.filter(verified.attributes, verified.attributes_given)
-        reasons = (*verified.proof.reasons, *checked.reasons, *filtered.reasons)
-        return planner.identify(
-            event, checked, verified.proof, filtered.kept, reasons, filtered.reject, store
-        )
+        return planner.identify(event, claim, store)
 
     # library conveniences --------------------------------------------------------------
     def identify(

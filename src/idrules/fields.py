@@ -21,6 +21,7 @@ import attrs
 
 from .decision import Reason
 from .emails import EmailCache
+from .reasons import Check, Code, field_code
 from .matchkeys import email_key_of, user_key
 from .rules.model import IDENTITY_FIELDS, FieldRule, Ruleset
 
@@ -73,6 +74,9 @@ class CheckedIdentity:
 
 
 _ABSENT = Checked(None, None)
+#: the knobs only some fields have (every field has type, required, whitespace, empty,
+#: blocked and max_length)
+_OWN_KNOBS = {"user_id": ("email_shaped",), "email": ("validate",)}
 #: the fields that identify a caller; a call with neither is anonymous
 IDENTIFIERS = ("user_id", "email")
 
@@ -89,26 +93,16 @@ class FieldChecker:
     ) -> None:
         self.name = name
         self.rule = rule
-        knob = f"fields.{name}"
+        knobs = ("type", "required", "whitespace", "empty", "blocked", "max_length")
         self._cite = {
-            k: ruleset.cite(f"{knob}.{k}")
-            for k in (
-                "type",
-                "required",
-                "whitespace",
-                "empty",
-                "blocked",
-                "max_length",
-                "email_shaped",
-                "validate",
-            )
+            k: ruleset.cite("fields", name, k) for k in (*knobs, *_OWN_KNOBS.get(name, ()))
         }
         self._blocked = frozenset(value.casefold() for value in rule.blocked)
         self._is_email = name == "email"
         self._emails = emails or EmailCache()
-        self._trimmed = Reason(f"{name}.trimmed", self._cite["whitespace"], name)
+        self._trimmed = Reason(field_code(name, Check.TRIMMED), self._cite["whitespace"], name)
         self._truncated = Reason(
-            f"{name}.truncated",
+            field_code(name, Check.TRUNCATED),
             self._cite["max_length"],
             name,
             f"cut to {rule.max_length} code points",
@@ -116,7 +110,7 @@ class FieldChecker:
         self._missing = Checked(
             None,
             None,
-            (Reason(f"{name}.missing", self._cite["required"], name),),
+            (Reason(field_code(name, Check.MISSING), self._cite["required"], name),),
             rule.on_invalid,
         )
 
@@ -144,22 +138,24 @@ class FieldChecker:
             value = json.dumps(raw)
         else:
             expected = "a string" if rule.type == "string" else "a string or a number"
-            return self._fail("invalid_type", "type", f"expected {expected}, got {_json_type(raw)}")
+            return self._fail(
+                Check.INVALID_TYPE, "type", f"expected {expected}, got {_json_type(raw)}"
+            )
         if value != value.strip():
             if rule.whitespace == "invalid":
-                return self._fail("whitespace", "whitespace", "leading or trailing whitespace")
+                return self._fail(Check.WHITESPACE, "whitespace", "leading or trailing whitespace")
             if rule.whitespace == "strip":
                 value = value.strip()
                 reasons.append(self._trimmed)
         if value == "" and rule.empty == "absent":
             return Checked(None, None, tuple(reasons))
         if self._blocked and value.casefold() in self._blocked:
-            return self._fail("blocked", "blocked", "a blocked placeholder value", reasons)
+            return self._fail(Check.BLOCKED, "blocked", "a blocked placeholder value", reasons)
         limit = rule.max_length
         if limit is not None and len(value) > limit:
             if rule.too_long == "invalid":
                 return self._fail(
-                    "too_long", "max_length", f"{len(value)} code points > {limit}", reasons
+                    Check.TOO_LONG, "max_length", f"{len(value)} code points > {limit}", reasons
                 )
             value = value[:limit]
             reasons.append(self._truncated)
@@ -168,21 +164,21 @@ class FieldChecker:
                 return Checked(value, email_key_of(value), tuple(reasons))
             normalized, key, error = self._emails(value)
             if normalized is None:
-                return self._fail_code("email.invalid", "validate", error, reasons)
+                return self._fail_code(Code.EMAIL_INVALID, "validate", error, reasons)
             return Checked(normalized, key, tuple(reasons))
         if name == "user_id":
             if rule.email_shaped != "allow" and _EMAIL_SHAPED.fullmatch(value):
                 cite = self._cite["email_shaped"]
                 if rule.email_shaped == "invalid":
                     return self._fail_code(
-                        "user_id.email_shaped",
+                        Code.USER_ID_EMAIL_SHAPED,
                         "email_shaped",
                         "a user id must not be an email address",
                         reasons,
                     )
                 reasons.append(
                     Reason(
-                        "user_id.email_shaped",
+                        Code.USER_ID_EMAIL_SHAPED,
                         cite,
                         name,
                         "looks like an email address; send emails as email",
@@ -192,9 +188,9 @@ class FieldChecker:
         return Checked(value, None, tuple(reasons))
 
     def _fail(
-        self, what: str, knob: str, detail: str | None, reasons: list[Reason] | None = None
+        self, what: Check, knob: str, detail: str | None, reasons: list[Reason] | None = None
     ) -> Checked:
-        return self._fail_code(f"{self.name}.{what}", knob, detail, reasons)
+        return self._fail_code(field_code(self.name, what), knob, detail, reasons)
 
     def _fail_code(
         self, code: str, knob: str, detail: str | None, reasons: list[Reason] | None = None

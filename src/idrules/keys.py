@@ -8,9 +8,11 @@ and where its value came from (the variable, the secrets file), never the value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from ._errors import SecretsError
+from .rules.model import Ruleset
 
 MIN_SECRET_BYTES = 32
 
@@ -66,3 +68,19 @@ def read_secret(
             f"{MIN_SECRET_BYTES} are required"
         )
     return raw
+
+
+def read_keys(
+    ruleset: Ruleset,
+    secrets: Mapping[str, str | bytes] | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    always: bool = False,
+) -> dict[str, bytes]:
+    """The secret of every key ``verification.keys`` lists, checked at start-up: none when
+    the ruleset verifies nothing (unless ``always``: signing needs them whatever the mode)."""
+    rules = ruleset.verification
+    if rules.mode == "disabled" and not always:
+        return {}
+    env = os.environ if environ is None else environ
+    return {name: read_secret(name, secrets, env) for name in rules.keys}

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import attrs
 
+from ..decision import Citation
+
 Source = str | tuple[str, ...] | None
 
 #: canonical identity fields, in the order their checks run and decisions list them
@@ -126,15 +128,18 @@ class Provenance:
 
     locations: Mapping[tuple[str | int, ...], tuple[str, int]]
 
-    def cite(self, knob: str) -> str:
-        """``source:line knob`` for a dotted knob path, using its nearest located ancestor."""
-        path: tuple[str | int, ...] = tuple(knob.split("."))
-        while path:
-            where = self.locations.get(path)
-            if where is not None:
-                return f"{where[0]}:{where[1]} {knob}"
-            path = path[:-1]
-        return knob  # pragma: no cover - defaults.yaml locates every knob
+    def cite(self, *path: str) -> Citation:
+        """Where a knob is written: a dotted path (``"matching.precedence"``) or its parts
+        (``"attributes", "schema", name``, for names that hold dots).
+
+        Every knob of an effective ruleset is located (defaults.yaml writes them all), so a
+        path that is not is a mistyped knob in the engine: it is an error when the engine
+        compiles the rules, never a citation of some other knob."""
+        parts = tuple(path[0].split(".")) if len(path) == 1 else path
+        where = self.locations.get(parts)
+        if where is None:
+            raise LookupError(f"no knob {'.'.join(parts)!r} in the rules: it cannot be cited")
+        return Citation(where[0], where[1], ".".join(parts))
 
 
 @attrs.frozen
@@ -155,9 +160,9 @@ class Ruleset:
     #: the effective document (after extends and defaults), canonical JSON is hashed
     document: Mapping[str, Any] = attrs.field(eq=False, repr=False)
 
-    def cite(self, knob: str) -> str:
-        """The citation a decision's reason carries for ``knob``."""
-        return self.provenance.cite(knob)
+    def cite(self, *path: str) -> Citation:
+        """The citation a decision's reason carries for a knob (see :meth:`Provenance.cite`)."""
+        return self.provenance.cite(*path)
 
     def field(self, name: str) -> FieldRule:
         rule: FieldRule = getattr(self.fields, name)
