@@ -8,7 +8,10 @@ import re
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from idrules import Engine, RulesError, load_ruleset
 from idrules.attributes import AttributeFilter
@@ -235,3 +238,55 @@ class TestAttributeFilterBuild:
         """`format` is an annotation only (as in JSON Schema by default): not checked."""
         filtered = attribute_filter(tmp_path, "{type: string, format: email}")
         assert filtered.filter({"code": "not an email"}).kept == {"code": "not an email"}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.sampled_from([0.0, 1.0, -0.0, 2.5])
+    | st.sampled_from(["", "a", "b"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b"]), children, max_size=2)
+    ),
+    max_leaves=8,
+)
+
+
+class TestUniqueItemsKeyword:
+    """`uniqueItems` decides in linear time, with jsonschema's notion of equality."""
+
+    def test_many_objects_decide_fast(self, tmp_path: Path) -> None:
+        """An array of distinct objects is decided at once (jsonschema: pairwise, seconds)."""
+        filtered = attribute_filter(tmp_path, "{type: array, uniqueItems: true}")
+        assert_fast(filtered, {"code": [{"n": n} for n in range(1_000)]})
+        distinct = [{"n": n, "tag": "x"} for n in range(5_000)]
+        start = time.perf_counter()
+        assert filtered.filter({"code": distinct}).kept == {"code": distinct}
+        assert filtered.filter({"code": [*distinct, {"tag": "x", "n": 7}]}).kept == {}
+        assert time.perf_counter() - start < 0.5
+
+    @settings(max_examples=300, deadline=None)
+    @given(items=st.lists(json_values, max_size=6))
+    def test_same_verdict_as_jsonschema(self, items: list[object]) -> None:
+        """Any array of JSON values is unique for us exactly when it is for jsonschema."""
+        ours = schema_module.validator_for_attribute({"uniqueItems": True})
+        theirs = jsonschema.Draft202012Validator({"uniqueItems": True})
+        assert ours.is_valid(items) is theirs.is_valid(items)
+
+    @pytest.mark.parametrize(
+        ("items", "unique"),
+        [
+            ([1, 1.0], False),
+            ([True, 1], True),
+            ([False, 0, None, ""], True),
+            ([{"a": 1, "b": 2}, {"b": 2, "a": 1}], False),
+            ([[1, [2]], [1, [2.0]]], False),
+            ([[True], [1]], True),
+        ],
+    )
+    def test_equality_cases(self, items: list[object], unique: bool) -> None:
+        """1 and 1.0 are equal, true and 1 are not, object key order does not matter."""
+        validator = schema_module.validator_for_attribute({"uniqueItems": True})
+        assert validator.is_valid(items) is unique

@@ -592,6 +592,18 @@ class TestYamlBounds:
             load_ruleset(write(tmp_path / "nested.yaml", "extends: helpshift\n" + nested))
         assert [p.message for p in caught.value.problems] == ["unknown knob 'a'"]
 
+    def test_long_extends_chain_refused(self, tmp_path: Path) -> None:
+        """32 files extending one another load; a 33rd is refused at its `extends` line."""
+        write(tmp_path / "f0.yaml", "extends: helpshift\n")
+        for n in range(1, 33):
+            write(tmp_path / f"f{n}.yaml", f"# layer {n}\nextends: f{n - 1}.yaml\n")
+        assert load_ruleset(tmp_path / "f30.yaml").name == "helpshift"
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(tmp_path / "f32.yaml")
+        (problem,) = caught.value.problems
+        assert (problem.line, problem.path) == (2, "extends")
+        assert "more than 32 files extend one another" in problem.message
+
     def test_oversized_file_refused(self, tmp_path: Path) -> None:
         """A file over 1 MiB is refused unread (a rules file is a few KB)."""
         path = write(tmp_path / "huge.yaml", "extends: helpshift\n" + "#" * (1 << 20) + "\n")
