@@ -837,6 +837,13 @@ class TestExtendsTargets:
         assert SECRET_VALUE not in str(caught.value)
         assert ".yaml/.yml" in caught.value.problems[0].message
 
+    def test_link_loop_is_not_found(self, tmp_path: Path) -> None:
+        """A .yaml link that points at itself is one line, not a traceback."""
+        (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+        write(tmp_path / "r.yaml", "extends: loop.yaml\n")
+        (problem,) = check_problems(tmp_path / "r.yaml", tmp_path)
+        assert problem == "idrules: r.yaml:1 extends: rules file not found: loop.yaml"
+
     def test_yaml_bases_still_load(self, tmp_path: Path) -> None:
         """.yaml and .yml bases, relative or absolute, and packs by name keep working."""
         write(tmp_path / "a.yml", "extends: helpshift\nfields: {name: {max_length: 9}}\n")
@@ -921,6 +928,8 @@ class TestAttributeSchemaReferences:
             ("{$ref: 'https://example.com/x.json'}", "plan.$ref", "not in this attribute's"),
             ("{$ref: 'other.json#/a'}", "plan.$ref", "not in this attribute's"),
             ("{$ref: '/etc/passwd'}", "plan.$ref", "not in this attribute's"),
+            ("{$ref: '#/$defs/a/minimum', $defs: {a: {minimum: 3}}}", "plan.$ref", "not a schema"),
+            ("{$ref: '#/enum/0', enum: [{type: 12}]}", "plan.$ref", "points at an invalid schema"),
             ("{$dynamicRef: '#meta'}", "plan.$dynamicRef", "not supported"),
             ("{$schema: 'https://example.com/s'}", "plan.$schema", "unknown $schema"),
         ],

@@ -69,6 +69,8 @@ MAX_DEPTH = 64
 MAX_NUMBER_CHARS = 64
 #: files in one ``extends`` chain
 MAX_CHAIN = 32
+#: parts of a knob path a message shows
+MAX_PARTS = 12
 _RULES_SUFFIXES = (".yaml", ".yml")
 
 _PACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -224,27 +226,19 @@ def _resolve_path(spec: str, display: str, parent: _Layer | None) -> tuple[Path,
     """The rules file a path names, when it may be read (see :func:`_resolve`)."""
     path = Path(spec) if parent is None or os.path.isabs(spec) else parent.path.parent / spec
     named = shorten(display, 2 * SHORT)
-    if parent is not None and not (
-        spec.endswith(_RULES_SUFFIXES) and path.resolve().name.endswith(_RULES_SUFFIXES)
-    ):
-        raise RulesError(
-            [
-                Problem(
-                    named,
-                    None,
-                    "",
-                    f"extends takes a shipped pack's name or a .yaml/.yml file, not {named}",
-                )
-            ]
-        )
+    not_rules = f"extends takes a shipped pack's name or a .yaml/.yml file, not {named}"
+    if parent is not None and not spec.endswith(_RULES_SUFFIXES):
+        raise RulesError([Problem(named, None, "", not_rules)])
     if path.is_dir():
         raise RulesError([Problem(display, None, "", f"{named} is a directory, not a rules file")])
-    if not path.is_file():
+    if not path.is_file():  # also a link that loops or leads nowhere
         if path.exists():
             message = f"{named} is not a regular file"
         else:
             message = f"rules file not found: {named}"
         raise RulesError([Problem(display, None, "", message)])
+    if parent is not None and not os.path.realpath(path).endswith(_RULES_SUFFIXES):
+        raise RulesError([Problem(named, None, "", not_rules)])  # a .yaml link to another file
     return path, display
 
 
@@ -440,9 +434,6 @@ def _dotted(path: KnobPath) -> str:
     MAX_PARTS parts (a path through a loop of aliases has no end worth printing)."""
     parts = [shorten(str(part), SHORT_KEY) for part in path[:MAX_PARTS]]
     return ".".join(parts) + (".…" if len(path) > MAX_PARTS else "")
-
-
-MAX_PARTS = 12
 
 
 def _merge(base: Any, over: Any) -> Any:

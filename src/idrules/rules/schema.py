@@ -274,7 +274,7 @@ def validator_for_attribute(schema: Any) -> Validator:
         specification = referencing.jsonschema.DRAFT202012
         cls = jsonschema.Draft202012Validator
     cls.check_schema(schema)
-    compiled = _inspect_attribute(schema, specification)
+    compiled = _inspect_attribute(schema, specification, cls)
     extended: type[Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         cls, {"pattern": _pattern_keyword(compiled), "uniqueItems": _unique_items}
     )
@@ -282,7 +282,7 @@ def validator_for_attribute(schema: Any) -> Validator:
     return validator
 
 
-def _inspect_attribute(schema: Any, specification: Any) -> dict[str, Any]:
+def _inspect_attribute(schema: Any, specification: Any, cls: type[Validator]) -> dict[str, Any]:
     """Walk every sub-schema of an attribute schema (and every ``$ref`` target, resolved as
     jsonschema will resolve it); return its patterns compiled by RE2.
 
@@ -328,6 +328,18 @@ def _inspect_attribute(schema: Any, specification: Any) -> dict[str, Any]:
                     (*path, "$ref"), f"$ref {quote(ref)} does not resolve in this schema"
                 ) from None
             target = resolved.contents
+            if not isinstance(target, (dict, bool)):
+                raise AttributeSchemaError(
+                    (*path, "$ref"), f"$ref {quote(ref)} points at {quote(target)}, not a schema"
+                )
+            if isinstance(target, dict) and id(target) not in where:  # maybe in an enum:
+                try:  # unchecked by the metaschema so far
+                    cls.check_schema(target)
+                except jsonschema.SchemaError as exc:
+                    raise AttributeSchemaError(
+                        (*path, "$ref"),
+                        f"$ref {quote(ref)} points at an invalid schema: {error_message(exc)}",
+                    ) from None
             if isinstance(target, dict):
                 out.append((id(target), False))
                 stack.append((target, (*path, "$ref"), resolved.resolver))
