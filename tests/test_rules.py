@@ -678,7 +678,7 @@ class TestDuplicateKeys:
             "truncate",
         )
 
-    @pytest.mark.parametrize("key", ["1", "yes", "null", "2026-01-01", "[a, b]"])
+    @pytest.mark.parametrize("key", ["1", "yes", "null", "2026-01-01", "[a, b]", '"\\udc00"'])
     def test_keys_are_text(self, tmp_path: Path, key: str) -> None:
         """A key YAML reads as a number, boolean, null, date or list is refused at its line."""
         path = write(tmp_path / "r.yaml", f"extends: helpshift\nattributes:\n  {key}: x\n")
@@ -686,7 +686,9 @@ class TestDuplicateKeys:
             load_ruleset(path)
         (problem,) = caught.value.problems
         assert (problem.line, problem.path) == (3, "attributes")
-        assert "quote it" in problem.message or "a key must be text" in problem.message
+        assert any(
+            text in problem.message for text in ("quote it", "a key must be text", "surrogate")
+        )
 
 
 #: a rules file setting every bounded numeric knob to the largest value the schema admits
@@ -789,11 +791,11 @@ class TestNumbers:
         assert "more than 64 characters" in problem
 
     @pytest.mark.parametrize(
-        "value", ["2026-01-01", "2026-13-45", "!!binary aGVsbG8=", "!!set {a}"]
+        "value", ["2026-01-01", "2026-13-45", "!!binary aGVsbG8=", "!!set {a}", '"\\ud800"']
     )
     def test_non_json_values_refused(self, tmp_path: Path, value: str) -> None:
-        """Dates, binary and sets are not JSON: refused at their line instead of crashing
-        the hash (or the date parser)."""
+        """Dates, binary, sets and lone surrogates are not JSON text: refused at their line
+        instead of crashing the hash (or the date parser)."""
         path = write(tmp_path / "r.yaml", f"extends: helpshift\nversion: {value}\n")
         (problem,) = check_problems(path, tmp_path)
         assert problem.startswith("idrules: r.yaml:2 version: ")

@@ -379,6 +379,9 @@ def _inspect(root: yaml.Node, display: str, loader: yaml.SafeLoader) -> Location
                     sub = (*path, "<<")
                 elif isinstance(key, yaml.ScalarNode) and key.tag == f"{_TAG}str":
                     sub = (*path, key.value)
+                    if first and not _is_unicode(key.value):
+                        problems.append(Problem(display, key_line, _dotted(path), _SURROGATE))
+                        continue
                     if first and key.value in seen:
                         problems.append(
                             Problem(
@@ -406,6 +409,8 @@ def _check_scalar(node: yaml.ScalarNode, loader: yaml.SafeLoader) -> str | None:
     """What is wrong with one scalar of a rules file, or None."""
     if node.tag not in _SCALAR_TAGS:
         return _not_json(node.tag)
+    if not _is_unicode(node.value):
+        return _SURROGATE
     if node.tag.endswith(":int") and len(node.value) > MAX_NUMBER_CHARS:
         return f"a number of more than {MAX_NUMBER_CHARS} characters"
     if node.tag.endswith(":float"):
@@ -414,6 +419,19 @@ def _check_scalar(node: yaml.ScalarNode, loader: yaml.SafeLoader) -> str | None:
         if not math.isfinite(loader.construct_yaml_float(node)):
             return f"{shorten(node.value)} is not a finite number (no .inf, .nan or overflow)"
     return None
+
+
+_SURROGATE = "text with a lone surrogate (a \\ud800-\\udfff escape) is not Unicode"
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (YAML's \\ud800 escape makes a lone
+    surrogate, which would break hashing the ruleset and writing decisions)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _not_json(tag: str) -> str:
