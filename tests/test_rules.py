@@ -3,6 +3,7 @@ provenance of every knob, the sha256 of the effective form, the schema validator
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -485,3 +486,519 @@ class TestSchemaValidator:
         assert info.misses == 1
         assert info.hits >= 2
         assert schema_module.ruleset_validator() is schema_module.ruleset_validator()
+
+
+# --- hardening: rules files `check` must refuse in one located line -----------------------
+
+
+def check_problems(path: Path, cwd: Path) -> list[str]:
+    """`idrules check` on ``path``: exit 1, no traceback; the problem lines (summary dropped)."""
+    proc = cli("check", str(path.relative_to(cwd)), cwd=cwd)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert_no_traceback(proc)
+    *problems, summary = proc.stderr.splitlines()
+    assert summary.startswith("idrules: "), summary
+    assert problems, proc.stderr
+    return problems
+
+
+def limited_memory() -> None:
+    """In the child: 1 GiB of address space, so a runaway parse fails fast instead of
+    taking the machine's memory."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+#: "billion laughs": nine levels of nine aliases, 9**9 strings once expanded (~1 KB of text)
+ALIAS_BOMB = (
+    "extends: helpshift\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]\n" for n in range(1, 9))
+)
+
+
+class TestYamlBounds:
+    """Reading a rules file is bounded in memory, time and depth, whatever the file holds."""
+
+    def test_alias_bomb_refused_in_one_line(self, tmp_path: Path) -> None:
+        """A 1 KB file of nested aliases is refused at the knob that explodes, in bounded memory."""
+        path = write(tmp_path / "bomb.yaml", ALIAS_BOMB)
+        assert len(ALIAS_BOMB) < 1200
+        proc = subprocess.run(
+            [sys.executable, "-m", "idrules", "check", "bomb.yaml"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            preexec_fn=limited_memory,
+        )
+        assert_no_traceback(proc)
+        assert proc.returncode == 1, proc.stderr
+        first, summary = proc.stderr.splitlines()
+        assert summary == "idrules: 1 problem in bomb.yaml"
+        assert first.startswith(f"idrules: bomb.yaml:{line_of(path, 'l5: &l5')} l5: ")
+        assert "100,000 values once aliases are expanded" in first
+
+    def test_alias_bomb_in_library(self, tmp_path: Path) -> None:
+        """load_ruleset raises a RulesError for a bomb without building it (a smaller bomb,
+        9**7 strings, so that a loader without the bound fails this test, not the machine)."""
+        small = "".join(ALIAS_BOMB.splitlines(keepends=True)[:8])
+        path = write(tmp_path / "bomb.yaml", small)
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(path)
+        assert len(caught.value.problems) == 1
+        assert "aliases are expanded" in caught.value.problems[0].message
+
+    @pytest.mark.parametrize("opener", ["[", "{", "- "])
+    def test_deep_nesting_refused_by_check(self, tmp_path: Path, opener: str) -> None:
+        """10,000 nested lists or mappings: one located line from `check`, no RecursionError."""
+        write(tmp_path / "deep.yaml", opener * 10_000 + "x\n")
+        (problem,) = check_problems(tmp_path / "deep.yaml", tmp_path)
+        assert problem.startswith("idrules: ")
+        assert re.match(r"^idrules: \S*deep\.yaml:\d+", problem), problem
+        assert "nested deeper than 64 levels" in problem
+
+    def test_deep_nesting_refused_by_replay(self, tmp_path: Path) -> None:
+        """`replay --rules` on a deeply nested file is one error line, not a traceback."""
+        write(tmp_path / "deep.yaml", "{" * 10_000)
+        write(tmp_path / "events.jsonl", "")
+        proc = cli("replay", "events.jsonl", "--rules", "deep.yaml", cwd=tmp_path)
+        assert proc.returncode == 1
+        assert_no_traceback(proc)
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("idrules: error: deep.yaml:1")
+        assert "nested deeper than 64 levels" in line
+
+    def test_recursive_alias_refused(self, tmp_path: Path) -> None:
+        """An alias inside its own anchor (a cyclic value) is refused as too deep."""
+        path = write(tmp_path / "r.yaml", "extends: helpshift\nloop: &a [*a]\n")
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(path)
+        (problem,) = caught.value.problems
+        assert problem.line == 2
+        assert problem.path.startswith("loop.0.0")
+        assert "nested deeper than 64 levels" in problem.message
+
+    def test_limits_are_generous(self, tmp_path: Path) -> None:
+        """A big but honest file (20,000 blocked values, nesting 60 deep) still loads."""
+        blocked = "".join(f"      - guest{n}\n" for n in range(20_000))
+        text = f"extends: helpshift\nfields:\n  user_id:\n    blocked:\n{blocked}"
+        text += "attributes:\n  schema:\n    deep: " + "{not: " * 55 + "{}" + "}" * 55 + "\n"
+        ruleset = load_ruleset(write(tmp_path / "big.yaml", text))
+        assert len(ruleset.fields.user_id.blocked) == 20_000
+        nested = "a:\n" + "".join("  " * n + f"k{n}:\n" for n in range(1, 60)) + "  " * 60 + "x\n"
+        with pytest.raises(RulesError) as caught:  # 61 levels: read, then the schema speaks
+            load_ruleset(write(tmp_path / "nested.yaml", "extends: helpshift\n" + nested))
+        assert [p.message for p in caught.value.problems] == ["unknown knob 'a'"]
+
+    def test_long_extends_chain_refused(self, tmp_path: Path) -> None:
+        """32 files extending one another load; a 33rd is refused at its `extends` line."""
+        write(tmp_path / "f0.yaml", "extends: helpshift\n")
+        for n in range(1, 33):
+            write(tmp_path / f"f{n}.yaml", f"# layer {n}\nextends: f{n - 1}.yaml\n")
+        assert load_ruleset(tmp_path / "f30.yaml").name == "helpshift"
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(tmp_path / "f32.yaml")
+        (problem,) = caught.value.problems
+        assert (problem.line, problem.path) == (2, "extends")
+        assert "more than 32 files extend one another" in problem.message
+
+    def test_oversized_file_refused(self, tmp_path: Path) -> None:
+        """A file over 1 MiB is refused unread (a rules file is a few KB)."""
+        path = write(tmp_path / "huge.yaml", "extends: helpshift\n" + "#" * (1 << 20) + "\n")
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(path)
+        (problem,) = caught.value.problems
+        assert "larger than 1024 KiB" in problem.message
+
+    def test_each_file_parsed_once(self, tmp_path: Path, monkeypatch) -> None:
+        """Each layer is composed once (values come from the checked graph, no second parse)."""
+        import yaml
+
+        calls: list[str] = []
+        real = yaml.SafeLoader.get_single_node
+
+        def counting(self: yaml.SafeLoader) -> object:
+            calls.append("compose")
+            return real(self)
+
+        monkeypatch.setattr(yaml.SafeLoader, "get_single_node", counting)
+        monkeypatch.setattr(yaml, "safe_load", None)  # any second parse path would fail
+        load_ruleset(write(tmp_path / "r.yaml", OVERRIDE))
+        assert len(calls) == 3  # defaults.yaml, helpshift.yaml, r.yaml
+
+
+class TestDuplicateKeys:
+    """A key written twice in one mapping is refused, naming both lines."""
+
+    def test_block_duplicate_names_both_lines(self, tmp_path: Path) -> None:
+        """The second `max_length` is cited with the line of the first."""
+        text = (
+            "extends: helpshift\nfields:\n  user_id:\n    max_length: 5\n"
+            "    whitespace: strip\n    case_sensitive: false\n    max_length: 6\n"
+        )
+        write(tmp_path / "rules.yaml", text)
+        (problem,) = check_problems(tmp_path / "rules.yaml", tmp_path)
+        assert problem == (
+            "idrules: rules.yaml:7 fields.user_id: duplicate key 'max_length' (first at line 4)"
+        )
+
+    def test_flow_and_top_level_duplicates(self, tmp_path: Path) -> None:
+        """Duplicates in flow style and at the top level are each reported, in line order."""
+        path = write(
+            tmp_path / "r.yaml",
+            "extends: helpshift\nanonymous: {ttl_days: 3, ttl_days: 4}\nextends: strict\n",
+        )
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(path)
+        found = [(p.line, p.path, p.message) for p in caught.value.problems]
+        assert found == [
+            (2, "anonymous", "duplicate key 'ttl_days' (first at line 2)"),
+            (3, "", "duplicate key 'extends' (first at line 1)"),
+        ]
+
+    def test_quoted_and_plain_are_one_key(self, tmp_path: Path) -> None:
+        """`"ruleset"` and `ruleset` are the same key."""
+        path = write(tmp_path / "r.yaml", 'extends: helpshift\nruleset: a\n"ruleset": b\n')
+        with pytest.raises(RulesError, match="duplicate key 'ruleset'"):
+            load_ruleset(path)
+
+    def test_same_key_in_other_mappings_and_merge_keys_are_fine(self, tmp_path: Path) -> None:
+        """One key name in two mappings, or over a `<<` merge, is not a duplicate."""
+        path = write(
+            tmp_path / "r.yaml",
+            "extends: helpshift\nfields:\n  name: &n {max_length: 40, too_long: truncate}\n"
+            "  avatar:\n    <<: *n\n    max_length: 50\n",
+        )
+        ruleset = load_ruleset(path)
+        assert ruleset.fields.name.max_length == 40
+        assert (ruleset.fields.avatar.max_length, ruleset.fields.avatar.too_long) == (
+            50,
+            "truncate",
+        )
+
+    @pytest.mark.parametrize("key", ["1", "yes", "null", "2026-01-01", "[a, b]", '"\\udc00"'])
+    def test_keys_are_text(self, tmp_path: Path, key: str) -> None:
+        """A key YAML reads as a number, boolean, null, date or list is refused at its line."""
+        path = write(tmp_path / "r.yaml", f"extends: helpshift\nattributes:\n  {key}: x\n")
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(path)
+        (problem,) = caught.value.problems
+        assert (problem.line, problem.path) == (3, "attributes")
+        assert any(
+            text in problem.message for text in ("quote it", "a key must be text", "surrogate")
+        )
+
+
+#: a rules file setting every bounded numeric knob to the largest value the schema admits
+MAXIMA = """\
+extends: helpshift
+fields:
+  user_id: {max_length: 1000000}
+  email: {max_length: 1000000}
+  name: {max_length: 1000000}
+  avatar: {max_length: 1000000}
+input: {token: userToken}
+verification:
+  mode: optional
+  method: jwt
+  jwt: {leeway_s: 86400, max_age_s: 315360000}
+anonymous: {ttl_days: 36500}
+"""
+
+
+class TestNumbers:
+    """`check` refuses every number the engine could not start or run with."""
+
+    @pytest.mark.parametrize("literal", [".inf", "-.inf", ".nan", ".NaN", "+.Inf", "1.0e+400"])
+    @pytest.mark.parametrize(
+        ("knob", "template"),
+        [
+            ("anonymous.ttl_days", "anonymous:\n  ttl_days: {v}\n"),
+            ("fields.name.blocked.0", "fields:\n  name:\n    blocked: [{v}]\n"),
+            ("attributes.schema.n.maximum", "attributes:\n  schema:\n    n: {{maximum: {v}}}\n"),
+        ],
+    )
+    def test_non_finite_refused_anywhere(
+        self, tmp_path: Path, literal: str, knob: str, template: str
+    ) -> None:
+        """.inf, .nan and overflowing floats are refused wherever they are, at their line."""
+        text = "extends: helpshift\n" + template.format(v=literal)
+        path = write(tmp_path / "r.yaml", text)
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(path)
+        (problem,) = caught.value.problems
+        assert (problem.path, problem.line) == (knob, text.count("\n"))
+        assert f"{literal} is not a finite number" in problem.message
+
+    @pytest.mark.parametrize(
+        ("override", "knob"),
+        [
+            ("anonymous: {ttl_days: 36501}", "anonymous.ttl_days"),
+            ("anonymous: {ttl_days: 1.0e+308}", "anonymous.ttl_days"),
+            ("fields: {user_id: {max_length: 1000001}}", "fields.user_id.max_length"),
+            ("fields: {name: {max_length: 1.0e+308}}", "fields.name.max_length"),
+            ("verification: {jwt: {leeway_s: 86401}}", "verification.jwt.leeway_s"),
+            ("verification: {jwt: {max_age_s: 315360001}}", "verification.jwt.max_age_s"),
+            ("verification: {jwt: {max_age_s: 1.0e+308}}", "verification.jwt.max_age_s"),
+        ],
+    )
+    def test_numeric_knobs_have_upper_bounds(
+        self, tmp_path: Path, override: str, knob: str
+    ) -> None:
+        """A number over its knob's bound is refused, quoted short."""
+        path = write(tmp_path / "r.yaml", f"extends: helpshift\n{override}\n")
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(path)
+        (problem,) = caught.value.problems
+        assert (problem.path, problem.line) == (knob, 2)
+        assert "is greater than the maximum of" in problem.message
+        assert len(problem.message) < 140
+
+    def test_engine_starts_and_decides_at_every_maximum(self, tmp_path: Path) -> None:
+        """With every numeric knob at its maximum the engine starts and decides events."""
+        import jwt
+
+        secret = "m" * 40
+        ruleset = load_ruleset(write(tmp_path / "max.yaml", MAXIMA))
+        assert ruleset.anonymous.ttl_days == 36500
+        assert ruleset.verification.jwt.max_age_s == 315360000
+        engine = Engine(ruleset, secrets={"current": secret})
+        token = jwt.encode({"sub": "u1", "iat": 1772366400 - 3600}, secret, "HS256")
+        first = engine.track("visit", session="s1", id="e0", ts=TS)
+        decision = engine.identify({"userToken": token}, session="s1", id="e1", ts=TS)
+        assert first.outcome and decision.outcome == "identified"
+        assert "auth.verified" in {reason.code for reason in decision.reasons}
+        later = engine.track("visit", session="s2", id="e2", ts="2126-01-01T00:00:00Z")
+        assert later.outcome
+
+    def test_tiny_ttl_starts(self, tmp_path: Path) -> None:
+        """The smallest ttl_days admitted (any positive number) also starts the engine."""
+        path = write(tmp_path / "r.yaml", "extends: helpshift\nanonymous: {ttl_days: 1.0e-300}\n")
+        engine = Engine(load_ruleset(path))
+        assert engine.track("visit", session="s", id="e0", ts=TS).outcome
+
+    def test_long_integer_literal_refused(self, tmp_path: Path) -> None:
+        """An integer of thousands of digits is one located line (Python would refuse to
+        read it with a ValueError)."""
+        path = write(
+            tmp_path / "r.yaml",
+            f"extends: helpshift\nfields:\n  name: {{max_length: {'9' * 5000}}}\n",
+        )
+        (problem,) = check_problems(path, tmp_path)
+        assert problem.startswith("idrules: r.yaml:3 fields.name.max_length: ")
+        assert "more than 64 characters" in problem
+
+    @pytest.mark.parametrize(
+        "value", ["2026-01-01", "2026-13-45", "!!binary aGVsbG8=", "!!set {a}", '"\\ud800"']
+    )
+    def test_non_json_values_refused(self, tmp_path: Path, value: str) -> None:
+        """Dates, binary, sets and lone surrogates are not JSON text: refused at their line
+        instead of crashing the hash (or the date parser)."""
+        path = write(tmp_path / "r.yaml", f"extends: helpshift\nversion: {value}\n")
+        (problem,) = check_problems(path, tmp_path)
+        assert problem.startswith("idrules: r.yaml:2 version: ")
+
+
+SECRET_VALUE = "s3cr3t-do-not-print-0123456789"
+
+
+class TestExtendsTargets:
+    """`extends` names a shipped pack or a .yaml/.yml file; nothing else is read or quoted."""
+
+    @pytest.mark.parametrize("name", ["secrets.json", "secrets", "secrets.yaml.bak"])
+    def test_non_yaml_base_refused_without_content(self, tmp_path: Path, name: str) -> None:
+        """A base not named .yaml/.yml is refused naming the path, never quoting the file."""
+        write(tmp_path / name, json.dumps({"audit": SECRET_VALUE, "ruleset": SECRET_VALUE}))
+        write(tmp_path / "r.yaml", f"extends: ./{name}\n")
+        proc = cli("check", "r.yaml", cwd=tmp_path)
+        assert SECRET_VALUE not in proc.stdout + proc.stderr
+        (problem,) = check_problems(tmp_path / "r.yaml", tmp_path)
+        assert problem.startswith("idrules: r.yaml:1 extends: ")
+        assert name in problem and ".yaml/.yml" in problem
+
+    def test_system_file_refused_without_content(self, tmp_path: Path) -> None:
+        """`extends: /etc/passwd` is refused by its name; none of its lines are printed."""
+        write(tmp_path / "r.yaml", "extends: /etc/passwd\n")
+        proc = cli("check", "r.yaml", cwd=tmp_path)
+        assert proc.returncode == 1
+        assert "root:" not in proc.stderr and "/bin/" not in proc.stderr
+        assert proc.stderr.splitlines()[0] == (
+            "idrules: r.yaml:1 extends: extends takes a shipped pack's name or a .yaml/.yml "
+            "file, not /etc/passwd"
+        )
+
+    def test_yaml_link_to_other_file_refused(self, tmp_path: Path) -> None:
+        """A .yaml name that links to a file of another kind is refused too."""
+        write(tmp_path / "secrets.json", json.dumps({"audit": SECRET_VALUE}))
+        (tmp_path / "base.yaml").symlink_to(tmp_path / "secrets.json")
+        write(tmp_path / "r.yaml", "extends: base.yaml\n")
+        with pytest.raises(RulesError) as caught:
+            load_ruleset(tmp_path / "r.yaml")
+        assert SECRET_VALUE not in str(caught.value)
+        assert ".yaml/.yml" in caught.value.problems[0].message
+
+    def test_link_loop_is_not_found(self, tmp_path: Path) -> None:
+        """A .yaml link that points at itself is one line, not a traceback."""
+        (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+        write(tmp_path / "r.yaml", "extends: loop.yaml\n")
+        (problem,) = check_problems(tmp_path / "r.yaml", tmp_path)
+        assert problem == "idrules: r.yaml:1 extends: rules file not found: loop.yaml"
+
+    def test_yaml_bases_still_load(self, tmp_path: Path) -> None:
+        """.yaml and .yml bases, relative or absolute, and packs by name keep working."""
+        write(tmp_path / "a.yml", "extends: helpshift\nfields: {name: {max_length: 9}}\n")
+        write(tmp_path / "b.yaml", f"extends: {tmp_path / 'a.yml'}\n")
+        write(tmp_path / "c.yaml", "extends: b.yaml\n")
+        assert load_ruleset(tmp_path / "c.yaml").fields.name.max_length == 9
+
+    def test_base_that_is_not_a_mapping_says_so_without_content(self, tmp_path: Path) -> None:
+        """A .yaml base holding a list or text is refused as not a mapping, content unquoted."""
+        write(tmp_path / "list.yaml", f"- {SECRET_VALUE}\n- two\n")
+        write(tmp_path / "text.yaml", f"{SECRET_VALUE} and more words\n")
+        for base in ("list.yaml", "text.yaml"):
+            write(tmp_path / "r.yaml", f"extends: {base}\n")
+            (problem,) = check_problems(tmp_path / "r.yaml", tmp_path)
+            assert problem == f"idrules: {base}:1: a rules file must be a YAML mapping of knobs"
+
+    def test_directory_is_named_a_directory(self, tmp_path: Path) -> None:
+        """`check DIR`, `replay --rules DIR` and `extends: dir.yaml/` say it is a directory."""
+        (tmp_path / "conf").mkdir()
+        (tmp_path / "d.yaml").mkdir()
+        write(tmp_path / "events.jsonl", "")
+        (problem,) = check_problems(tmp_path / "conf", tmp_path)
+        assert problem == "idrules: conf: conf is a directory, not a rules file"
+        proc = cli("replay", "events.jsonl", "--rules", "conf", cwd=tmp_path)
+        assert proc.stderr == "idrules: error: conf: conf is a directory, not a rules file\n"
+        write(tmp_path / "r.yaml", "extends: d.yaml\n")
+        (problem,) = check_problems(tmp_path / "r.yaml", tmp_path)
+        assert problem == "idrules: r.yaml:1 extends: d.yaml is a directory, not a rules file"
+
+
+class TestShortMessages:
+    """A problem is one short line: it quotes an offending value cut short, and says it once."""
+
+    def test_empty_file_reports_each_problem_once(self, tmp_path: Path) -> None:
+        """An empty file lacks `ruleset` and `version`: two problems, each said once."""
+        write(tmp_path / "empty.yaml", "")
+        problems = check_problems(tmp_path / "empty.yaml", tmp_path)
+        assert problems == [
+            "idrules: empty.yaml:1 ruleset: this knob is required",
+            "idrules: empty.yaml:1 version: this knob is required",
+        ]
+
+    @pytest.mark.parametrize(
+        "override",
+        [
+            "ruleset: {v}",
+            "fields: {{name: {{max_length: {v}}}}}",
+            "fields: {{name: {{too_long: {v}}}}}",
+            "input: {{email: {{a: {v}}}}}",
+            "audit: {v}",
+            "{v}: 1",
+            "attributes: {{schema: {{plan: {{type: {v}}}}}}}",
+            "attributes: {{schema: {{plan: {{$ref: '#/{v}'}}}}}}",
+            "attributes: {{schema: {{plan: {{pattern: '(?={v})'}}}}}}",
+        ],
+    )
+    def test_long_values_are_cut(self, tmp_path: Path, override: str) -> None:
+        """A 1,000-character value is quoted in at most 60 characters, wherever it is."""
+        value = "Q" * 1000
+        write(tmp_path / "r.yaml", "extends: helpshift\n" + override.format(v=value) + "\n")
+        (problem,) = check_problems(tmp_path / "r.yaml", tmp_path)
+        assert "Q" * 61 not in problem
+        assert "…" in problem
+        assert len(problem) < 300
+
+
+class TestAttributeSchemaReferences:
+    """Every `$ref` of an attribute schema is local and resolves, checked at load time."""
+
+    def load(self, tmp_path: Path, schema: str) -> object:
+        """Load helpshift with attribute ``plan`` of ``schema`` (flow YAML)."""
+        text = f"extends: helpshift\nattributes:\n  schema:\n    plan: {schema}\n"
+        return load_ruleset(write(tmp_path / "r.yaml", text))
+
+    @pytest.mark.parametrize(
+        ("schema", "knob", "message"),
+        [
+            ("{$ref: '#/nope'}", "plan.$ref", "does not resolve"),
+            ("{$ref: '#/$defs/x', $defs: {y: {}}}", "plan.$ref", "does not resolve"),
+            ("{$ref: '#missing-anchor'}", "plan.$ref", "does not resolve"),
+            ("{items: {$ref: '#/items/items'}}", "plan.items.$ref", "does not resolve"),
+            ("{$ref: 'https://example.com/x.json'}", "plan.$ref", "not in this attribute's"),
+            ("{$ref: 'other.json#/a'}", "plan.$ref", "not in this attribute's"),
+            ("{$ref: '/etc/passwd'}", "plan.$ref", "not in this attribute's"),
+            ("{$ref: '#/$defs/a/minimum', $defs: {a: {minimum: 3}}}", "plan.$ref", "not a schema"),
+            ("{$ref: '#/enum/0', enum: [{type: 12}]}", "plan.$ref", "points at an invalid schema"),
+            ("{$dynamicRef: '#meta'}", "plan.$dynamicRef", "not supported"),
+            ("{$schema: 'https://example.com/s'}", "plan.$schema", "unknown $schema"),
+        ],
+    )
+    def test_bad_reference_refused(
+        self, tmp_path: Path, schema: str, knob: str, message: str
+    ) -> None:
+        """An unresolvable or non-local reference is one problem at the attribute's line."""
+        with pytest.raises(RulesError) as caught:
+            self.load(tmp_path, schema)
+        (problem,) = caught.value.problems
+        assert (problem.line, problem.path) == (4, f"attributes.schema.{knob}")
+        assert message in problem.message
+
+    def test_remote_reference_never_fetched(self, tmp_path: Path, monkeypatch) -> None:
+        """Loading (and `check`) never opens a URL for a `$ref`."""
+        import urllib.request
+
+        def no_network(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a $ref was fetched")
+
+        monkeypatch.setattr(urllib.request, "urlopen", no_network)
+        with pytest.raises(RulesError, match="nothing is fetched"):
+            self.load(tmp_path, "{properties: {a: {$ref: 'http://127.0.0.1:9/x.json'}}}")
+
+    @pytest.mark.parametrize(
+        "schema",
+        [
+            "{$ref: '#'}",
+            "{allOf: [{$ref: '#'}]}",
+            "{$defs: {a: {$ref: '#/$defs/b'}, b: {anyOf: [{$ref: '#/$defs/a'}]}},"
+            " $ref: '#/$defs/a'}",
+            "{$anchor: me, not: {$ref: '#me'}}",
+        ],
+    )
+    def test_reference_loop_refused(self, tmp_path: Path, schema: str) -> None:
+        """A schema that applies itself to the same value without end is refused at load."""
+        with pytest.raises(RulesError, match="without end"):
+            self.load(tmp_path, schema)
+
+    def test_too_long_a_chain_refused(self, tmp_path: Path) -> None:
+        """A chain of more $refs than the validator's stack allows is refused; 128 load."""
+
+        def chain(length: int) -> str:
+            defs = ", ".join(f"a{n}: {{$ref: '#/$defs/a{n + 1}'}}" for n in range(length - 1))
+            return f"{{$ref: '#/$defs/a0', $defs: {{{defs}, a{length - 1}: {{type: string}}}}}}"
+
+        with pytest.raises(RulesError, match="more than 128 sub-schemas"):
+            self.load(tmp_path, chain(129))
+        ruleset = self.load(tmp_path, chain(128))
+        engine = Engine(ruleset)  # type: ignore[arg-type]
+        decision = engine.identify({"userId": "u1"}, session="s", id="e1", ts=TS)
+        assert decision.outcome == "identified"
+
+    @pytest.mark.parametrize(
+        "schema",
+        [
+            "{$defs: {code: {type: string, maxLength: 3}}, $ref: '#/$defs/code'}",
+            "{$anchor: top, $defs: {c: {type: string}}, allOf: [{$ref: '#/$defs/c'}]}",
+            "{$id: 'https://example.com/plan', $defs: {c: {type: string}}, $ref: '#/$defs/c'}",
+            "{$schema: 'http://json-schema.org/draft-07/schema#', definitions: {c: {type: string}},"
+            " $ref: '#/definitions/c'}",
+            "{type: object, properties: {kids: {type: array, items: {$ref: '#'}}}}",
+        ],
+    )
+    def test_local_references_load(self, tmp_path: Path, schema: str) -> None:
+        """Local references (pointers, anchors, under a root $id, draft-07, recursion into
+        the value) load as before."""
+        ruleset = self.load(tmp_path, schema)
+        assert "plan" in ruleset.attributes.schema  # type: ignore[attr-defined]

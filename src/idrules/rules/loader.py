@@ -1,14 +1,22 @@
-"""Load a ruleset: YAML (``safe_load``) -> ``extends`` over the defaults -> JSON Schema -> model.
+"""Load a ruleset: YAML (safe) -> ``extends`` over the defaults -> JSON Schema -> model.
 
-Each layer (``defaults.yaml``, then each ``extends`` base, then the file itself) is read
-twice from the same text: ``yaml.safe_load`` for the values and ``yaml.compose`` for the line
-of every key, so every knob of the merged result remembers which file and line it came from.
+Each layer (``defaults.yaml``, then each ``extends`` base, then the file itself) is parsed
+once: PyYAML composes its node graph, the graph is checked and gives the line of every key,
+then the values are built from that same graph (SafeLoader's constructor). So every knob of
+the merged result remembers which file and line it came from.
+
+A rules file may come from someone else (a pack, a shared base), so reading one is bounded
+before anything is built: MAX_BYTES of text, MAX_NODES values once aliases are expanded,
+MAX_DEPTH levels. Numbers are finite, keys are text and unique. ``extends`` names a shipped
+pack or a ``.yaml``/``.yml`` file, so it cannot make ``check`` print another kind of file,
+and a message quotes a value only in a short form.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import string
@@ -35,10 +43,35 @@ from .model import (
     Verification,
 )
 from .packs import DEFAULTS_FILE, pack_names, pack_path
-from .schema import schema_errors, validator_for_attribute
+from .schema import (
+    SHORT,
+    SHORT_KEY,
+    AttributeSchemaError,
+    error_message,
+    schema_errors,
+    shorten,
+    validator_for_attribute,
+)
 
 KnobPath = tuple[str | int, ...]
 Locations = dict[KnobPath, tuple[str, int]]
+
+#: a rules file is a few KB; the largest shipped pack is under 4 KB
+MAX_BYTES = 1 << 20
+#: values in one file once every alias is expanded (the shipped packs have a few hundred):
+#: PyYAML builds aliases as shared objects, but merging, hashing and validating walk them
+#: out in full, so a file of nested aliases ("billion laughs") must stop here
+MAX_NODES = 100_000
+#: mappings and lists nested in one file (the shipped packs nest 4 deep, an attribute
+#: schema a few more): deeper input would only exhaust Python's recursion
+MAX_DEPTH = 64
+#: characters of one number (Python refuses to read integers of over 4,300 digits)
+MAX_NUMBER_CHARS = 64
+#: files in one ``extends`` chain
+MAX_CHAIN = 32
+#: parts of a knob path a message shows
+MAX_PARTS = 12
+_RULES_SUFFIXES = (".yaml", ".yml")
 
 _PACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _MISSING: Any = object()
@@ -132,6 +165,11 @@ def _read_chain(spec: str) -> list[_Layer]:
             raise RulesError(
                 [Problem(last.display, line, "extends", f"extends forms a cycle ({display})")]
             )
+        if len(chain) >= MAX_CHAIN:
+            last = chain[-1]
+            line = last.locations.get(("extends",), (last.display, 1))[1]
+            message = f"more than {MAX_CHAIN} files extend one another"
+            raise RulesError([Problem(last.display, line, "extends", message)])
         seen.add(real)
         layer = _read_layer(path, display)
         chain.append(layer)
@@ -151,70 +189,269 @@ def _read_chain(spec: str) -> list[_Layer]:
 
 
 def _resolve(spec: str, parent: _Layer | None) -> tuple[Path, str]:
-    """A pack name or a path (relative to the extending file) -> (file, name to cite)."""
-    if _PACK_NAME.match(spec) and not spec.endswith((".yaml", ".yml")):
+    """A pack name or a path (relative to the extending file) -> (file, name to cite).
+
+    A base named by ``extends`` must be a pack or a file named ``.yaml``/``.yml`` (and so
+    must the file it resolves to through links): otherwise a rules file could make
+    ``idrules check`` quote lines of any readable file (a secrets file, /etc/passwd) in
+    its error messages. The file given on the command line is the user's own choice.
+    """
+    if _PACK_NAME.match(spec) and not spec.endswith(_RULES_SUFFIXES):
         found = pack_path(spec)
         if found is not None:
             return found, found.name
+        if parent is None and os.path.lexists(spec):  # `check conf`, and ./conf is there
+            return _resolve_path(spec, spec, parent)
         known = ", ".join(pack_names()) or "none"
+        path_kind = "a path" if parent is None else "a .yaml/.yml path"
         raise RulesError(
             [
                 Problem(
-                    spec,
+                    shorten(spec),
                     None,
                     "",
-                    f"no shipped pack named {spec!r} (shipped: {known}); "
-                    "give a path to load a file",
+                    f"no shipped pack named {shorten(repr(spec))} (shipped: {known}); "
+                    f"give {path_kind} to load a file",
                 )
             ]
         )
     if parent is None or os.path.isabs(spec):
-        path, display = Path(spec), spec
-    else:  # relative to the extending file, and cited the same way
-        path = parent.path.parent / spec
-        display = os.path.normpath(os.path.join(os.path.dirname(parent.display), spec))
-    if not path.is_file():
-        raise RulesError([Problem(display, None, "", f"rules file not found: {display}")])
+        return _resolve_path(spec, spec, parent)
+    # relative to the extending file, and cited the same way
+    display = os.path.normpath(os.path.join(os.path.dirname(parent.display), spec))
+    return _resolve_path(spec, display, parent)
+
+
+def _resolve_path(spec: str, display: str, parent: _Layer | None) -> tuple[Path, str]:
+    """The rules file a path names, when it may be read (see :func:`_resolve`)."""
+    path = Path(spec) if parent is None or os.path.isabs(spec) else parent.path.parent / spec
+    named = shorten(display, 2 * SHORT)
+    not_rules = f"extends takes a shipped pack's name or a .yaml/.yml file, not {named}"
+    if parent is not None and not spec.endswith(_RULES_SUFFIXES):
+        raise RulesError([Problem(named, None, "", not_rules)])
+    if path.is_dir():
+        raise RulesError([Problem(display, None, "", f"{named} is a directory, not a rules file")])
+    if not path.is_file():  # also a link that loops or leads nowhere
+        if path.exists():
+            message = f"{named} is not a regular file"
+        else:
+            message = f"rules file not found: {named}"
+        raise RulesError([Problem(display, None, "", message)])
+    if parent is not None and not os.path.realpath(path).endswith(_RULES_SUFFIXES):
+        raise RulesError([Problem(named, None, "", not_rules)])  # a .yaml link to another file
     return path, display
 
 
 def _read_layer(path: Path, display: str) -> _Layer:
+    """One rules file read once: size-checked, parsed to a node graph, that graph checked
+    (size once aliases are expanded, depth, keys, numbers), then built into values."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise RulesError(
+                [
+                    Problem(
+                        display, None, "", f"larger than {MAX_BYTES // 1024} KiB: not a rules file"
+                    )
+                ]
+            )
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
         raise RulesError(
             [Problem(display, None, "", f"cannot read rules file: {reason}")]
         ) from None
-    try:
-        doc = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        what = getattr(exc, "problem", None) or "invalid YAML"
-        raise RulesError([Problem(display, line, "", f"YAML syntax: {what}")]) from None
+    doc, locations = _parse(text, display)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise RulesError([Problem(display, 1, "", "a rules file must be a YAML mapping of knobs")])
-    locations: Locations = {}
-    if node is not None:
-        _record_lines(node, (), display, locations)
     return _Layer(display, path, doc, locations)
 
 
-def _record_lines(node: yaml.Node, path: KnobPath, display: str, out: Locations) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = (*path, str(key.value))
-            out[sub] = (display, key.start_mark.line + 1)
-            _record_lines(value, sub, display, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            sub = (*path, index)
-            out[sub] = (display, item.start_mark.line + 1)
-            _record_lines(item, sub, display, out)
+class _RulesLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than MAX_DEPTH while it composes (its
+    composer recurses once per level: 10,000 ``[`` would end in a RecursionError)."""
+
+    def __init__(self, text: str, display: str) -> None:
+        super().__init__(text)
+        self.display = display
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                line = event.start_mark.line + 1
+                raise RulesError([Problem(self.display, line, "", _TOO_DEEP)])
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            self.depth -= 1
+
+
+def _parse(text: str, display: str) -> tuple[Any, Locations]:
+    """The values of one YAML text and the line of each knob, from a single parse.
+
+    The node graph is composed once and checked by :func:`_inspect` before any Python value
+    is built from it, since building is where aliases would multiply (a 1 KB file of nested
+    aliases is gigabytes of lists).
+    """
+    loader = _RulesLoader(text, display)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        locations = _inspect(node, display, loader)
+        return loader.construct_document(node), locations
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = shorten(getattr(exc, "problem", None) or "invalid YAML", 2 * SHORT)
+        raise RulesError([Problem(display, line, "", f"YAML syntax: {what}")]) from None
+    except RecursionError:  # pragma: no cover - depth is refused first; a last resort
+        raise RulesError([Problem(display, None, "", _TOO_DEEP)]) from None
+    finally:
+        loader.dispose()
+
+
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels: a rules file is not that deep"
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null")}
+_KINDS = {
+    f"{_TAG}int": "a number",
+    f"{_TAG}float": "a number",
+    f"{_TAG}bool": "true or false",
+    f"{_TAG}null": "null",
+    f"{_TAG}timestamp": "a date",
+}
+
+
+def _inspect(root: yaml.Node, display: str, loader: yaml.SafeLoader) -> Locations:
+    """Check a composed YAML graph and return the line of every knob path.
+
+    Walks the graph as the values built from it will be walked, each alias expanded, and
+    stops at MAX_NODES nodes or MAX_DEPTH levels: work and memory stay bounded whatever the
+    file. Each node's own checks run once (an alias is not a second mistake): keys are text
+    and unique in their mapping, scalars are JSON values (no dates, no binary, no custom
+    tags), numbers are finite and of sane length. Raises :class:`RulesError` with every
+    problem found, each at its line.
+    """
+    locations: Locations = {}
+    problems: list[Problem] = []
+    checked: set[int] = set()
+    stack: list[tuple[yaml.Node, KnobPath, int]] = [(root, (), 1)]
+    count = 0
+    while stack:
+        node, path, depth = stack.pop()
+        line = node.start_mark.line + 1
+        count += 1
+        if count > MAX_NODES:  # cite the top knob that holds the explosion
+            message = f"more than {MAX_NODES:,} values once aliases are expanded: not a rules file"
+            top = locations.get(path[:1], (display, line))[1]
+            raise RulesError([Problem(display, top, _dotted(path[:1]), message)])
+        if depth > MAX_DEPTH:
+            raise RulesError([Problem(display, line, _dotted(path), _TOO_DEEP)])
+        first = id(node) not in checked
+        checked.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if first:
+                problem = _check_scalar(node, loader)
+                if problem:
+                    problems.append(Problem(display, line, _dotted(path), problem))
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            if first and node.tag != f"{_TAG}seq":
+                problems.append(Problem(display, line, _dotted(path), _not_json(node.tag)))
+            children = [((*path, index), item) for index, item in enumerate(node.value)]
+            for sub, item in children:
+                locations[sub] = (display, item.start_mark.line + 1)
+        else:
+            if first and node.tag != f"{_TAG}map":
+                problems.append(Problem(display, line, _dotted(path), _not_json(node.tag)))
+            children = []
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                key_line = key.start_mark.line + 1
+                if key.tag == f"{_TAG}merge":  # `<<: *base` merges a mapping: its keys may repeat
+                    sub = (*path, "<<")
+                elif isinstance(key, yaml.ScalarNode) and key.tag == f"{_TAG}str":
+                    sub = (*path, key.value)
+                    if first and not _is_unicode(key.value):
+                        problems.append(Problem(display, key_line, _dotted(path), _SURROGATE))
+                        continue
+                    if first and key.value in seen:
+                        problems.append(
+                            Problem(
+                                display,
+                                key_line,
+                                _dotted(path),
+                                f"duplicate key {shorten(repr(key.value), SHORT_KEY)} "
+                                f"(first at line {seen[key.value]})",
+                            )
+                        )
+                    seen.setdefault(key.value, key_line)
+                else:
+                    if first:
+                        problems.append(Problem(display, key_line, _dotted(path), _bad_key(key)))
+                    continue
+                locations[sub] = (display, key_line)
+                children.append((sub, value))
+        stack.extend((item, sub, depth + 1) for sub, item in reversed(children))
+    if problems:
+        raise RulesError(sorted(problems, key=lambda p: p.line or 0))
+    return locations
+
+
+def _check_scalar(node: yaml.ScalarNode, loader: yaml.SafeLoader) -> str | None:
+    """What is wrong with one scalar of a rules file, or None."""
+    if node.tag not in _SCALAR_TAGS:
+        return _not_json(node.tag)
+    if not _is_unicode(node.value):
+        return _SURROGATE
+    if node.tag.endswith(":int") and len(node.value) > MAX_NUMBER_CHARS:
+        return f"a number of more than {MAX_NUMBER_CHARS} characters"
+    if node.tag.endswith(":float"):
+        if len(node.value) > MAX_NUMBER_CHARS:
+            return f"a number of more than {MAX_NUMBER_CHARS} characters"
+        if not math.isfinite(loader.construct_yaml_float(node)):
+            return f"{shorten(node.value)} is not a finite number (no .inf, .nan or overflow)"
+    return None
+
+
+_SURROGATE = "text with a lone surrogate (a \\ud800-\\udfff escape) is not Unicode"
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (YAML's \\ud800 escape makes a lone
+    surrogate, which would break hashing the ruleset and writing decisions)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_json(tag: str) -> str:
+    if _KINDS.get(tag) == "a date":
+        return "a date or time is not a JSON value: quote it"
+    return f"YAML type {shorten(tag)} is not a JSON value: a rules file holds JSON values"
+
+
+def _bad_key(key: yaml.Node) -> str:
+    kind = _KINDS.get(key.tag)
+    if isinstance(key, yaml.ScalarNode) and kind is not None:
+        return f"key {shorten(repr(key.value), SHORT_KEY)} is read as {kind}: quote it"
+    return "a key must be text"
+
+
+def _dotted(path: KnobPath) -> str:
+    """A knob path as messages show it: each part cut to SHORT_KEY characters, and at most
+    MAX_PARTS parts (a path through a loop of aliases has no end worth printing)."""
+    parts = [shorten(str(part), SHORT_KEY) for part in path[:MAX_PARTS]]
+    return ".".join(parts) + (".…" if len(path) > MAX_PARTS else "")
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -280,10 +517,19 @@ def _validate(doc: dict[str, Any]) -> Iterator[tuple[KnobPath, str]]:
     attributes = doc.get("attributes")
     if isinstance(attributes, dict) and isinstance(attributes.get("schema"), dict):
         for name, sub in attributes["schema"].items():
+            # built here as the engine will build it, so `check` refuses what the engine
+            # would fail on at its first event
             try:
                 validator_for_attribute(sub)
             except jsonschema.SchemaError as exc:
-                yield (("attributes", "schema", name), f"not a valid JSON Schema: {exc.message}")
+                yield (
+                    ("attributes", "schema", name),
+                    f"not a valid JSON Schema: {error_message(exc)}",
+                )
+            except AttributeSchemaError as exc:
+                yield ("attributes", "schema", name, *exc.path), exc.message
+            except RecursionError:  # pragma: no cover - depth is bounded when reading
+                yield ("attributes", "schema", name), "nested too deep to check"
 
 
 def _placeholders(template: str) -> list[str]:
@@ -299,5 +545,4 @@ def _locate(path: KnobPath, message: str, locations: Locations, top: _Layer) -> 
     while probe and probe not in locations:
         probe = probe[:-1]
     source, line = locations[probe] if probe else (top.display, 1)
-    knob = ".".join(str(p) for p in path)
-    return Problem(source, line, knob, message)
+    return Problem(source, line, _dotted(path), shorten(message, 4 * SHORT))
