@@ -10,6 +10,7 @@ race is harmless (each value is recomputed the same way), and the methods never 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from contextlib import suppress
 from typing import Generic, TypeVar, overload
 
 K = TypeVar("K", bound=Hashable)
@@ -50,10 +51,9 @@ class BoundedCache(Generic[K, V]):
         """Remember ``value`` under ``key`` (forgetting the oldest entry when full)."""
         data = self._data
         if key not in data and len(data) >= self.limit:
-            try:
+            # emptied or changed by another thread meanwhile: nothing to forget
+            with suppress(StopIteration, RuntimeError):
                 data.pop(next(iter(data)), None)
-            except (StopIteration, RuntimeError):  # emptied or changed by another thread
-                pass
         data[key] = value
         return value
 

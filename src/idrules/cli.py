@@ -30,13 +30,12 @@ from .diff import diff
 from .engine import Engine
 from .events import NotFinite, not_json_text, parse_line, parse_ts, strict_loads, strip_bom
 from .history import find_profile, record_dict, record_text
-from .keys import SecretsFile
-from .keys import read_keys
-from .signing import Signer
+from .keys import SecretsFile, read_keys
 from .replay import cut_back, resume_position
 from .replay import replay as run_replay
 from .rules import load_ruleset, pack_names
 from .rules.packs import pack_path
+from .signing import Signer
 from .store import MemoryStore, SqliteStore, export_rows
 from .store.base import DecisionRecord, Store, record_of
 

@@ -21,8 +21,8 @@ import attrs
 
 from .decision import Reason
 from .emails import EmailCache
-from .reasons import Check, Code, field_code
 from .matchkeys import email_key_of, user_key
+from .reasons import Check, Code, field_code
 from .rules.model import IDENTITY_FIELDS, FieldRule, Ruleset
 
 Policy = Literal["anonymous", "reject", "drop"]
