@@ -8,17 +8,60 @@ line, knob) that shaped the outcome, so a replay reproduces it and an auditor ca
     >>> engine = Engine("helpshift")
     >>> engine.identify({"userId": "u_1", "userEmail": "ada@example.com"}, session="b1").outcome
     'identified'
+
+The names below are imported on first use (PEP 562), so ``import idrules`` is cheap and the
+command line can take charge of Ctrl-C before the libraries load.
 """
 
-from ._errors import IdrulesError, InputError, Problem, RulesError, SecretsError, StoreError
-from .decision import Decision, Identity, Reason, RulesetRef
-from .engine import Engine
-from .events import Event, InvalidEvent, parse_line
-from .replay import Summary, replay
-from .rules import Ruleset, load_ruleset, pack_names
-from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._errors import IdrulesError, InputError, Problem, RulesError, SecretsError, StoreError
+    from .claim import Claim
+    from .decision import Citation, Decision, Identity, Reason, RulesetRef
+    from .engine import Engine
+    from .events import Event, InvalidEvent, parse_line
+    from .replay import Summary, replay
+    from .rules import Ruleset, load_ruleset, pack_names
+    from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
+
+#: public name -> the module that defines it
+_WHERE = {
+    "IdrulesError": "._errors",
+    "InputError": "._errors",
+    "Problem": "._errors",
+    "RulesError": "._errors",
+    "SecretsError": "._errors",
+    "StoreError": "._errors",
+    "Claim": ".claim",
+    "Citation": ".decision",
+    "Decision": ".decision",
+    "Identity": ".decision",
+    "Reason": ".decision",
+    "RulesetRef": ".decision",
+    "Engine": ".engine",
+    "Event": ".events",
+    "InvalidEvent": ".events",
+    "parse_line": ".events",
+    "Summary": ".replay",
+    "replay": ".replay",
+    "Ruleset": ".rules",
+    "load_ruleset": ".rules",
+    "pack_names": ".rules",
+    "MemoryStore": ".store",
+    "Profile": ".store",
+    "Session": ".store",
+    "SqliteStore": ".store",
+    "Store": ".store",
+    "export_rows": ".store",
+}
 
 __all__ = [
+    "Citation",
+    "Claim",
     "Decision",
     "Engine",
     "Event",
@@ -45,3 +88,16 @@ __all__ = [
     "parse_line",
     "replay",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'idrules' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

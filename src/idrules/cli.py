@@ -28,7 +28,16 @@ from .chain import verify_lines
 from .decision import Decision, dumps
 from .diff import diff
 from .engine import Engine
-from .events import NotFinite, not_json_text, parse_line, parse_ts, strict_loads, strip_bom
+from .events import (
+    MAX_LINE_BYTES,
+    NotFinite,
+    not_json_text,
+    parse_line,
+    parse_ts,
+    read_lines,
+    strict_loads,
+    strip_bom,
+)
 from .history import find_profile, record_dict, record_text
 from .keys import SecretsFile, read_keys
 from .replay import cut_back, resume_position
@@ -237,7 +246,7 @@ def open_store(path: str | None, *, must_exist: bool = False, commit_every: int 
 def _read_lines(source: str) -> Iterator[bytes]:
     """The raw lines of an events file, or of stdin for ``-``."""
     if source == "-":
-        yield from sys.stdin.buffer
+        yield from read_lines(sys.stdin.buffer)
         return
     try:
         handle = open(source, "rb")  # noqa: SIM115 - closed below, streamed
@@ -246,7 +255,7 @@ def _read_lines(source: str) -> Iterator[bytes]:
     except IsADirectoryError:
         raise InputError(f"events file {source} is a directory") from None
     with handle:
-        yield from handle
+        yield from read_lines(handle)
 
 
 def _first_without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
@@ -390,7 +399,9 @@ def resolve(rules: str, store_path: str, secrets: str | None) -> None:
     """Decide one event read from stdin; print its decision."""
     ruleset = load_ruleset(rules)
     secret_map = load_secrets_file(secrets)
-    body = strip_bom(sys.stdin.buffer.read()).strip()
+    body = strip_bom(sys.stdin.buffer.read(MAX_LINE_BYTES + 1)).strip()
+    if len(body) > MAX_LINE_BYTES:
+        raise InputError(f"the event on stdin is longer than {MAX_LINE_BYTES} bytes")
     if not body:
         raise InputError("no event on stdin: give one JSON event object")
     _one_event(body)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import attrs
 
@@ -72,6 +73,8 @@ class InvalidEvent:
 
 def parse_line(raw: bytes | str, line: int | None = None) -> Event | InvalidEvent:
     """Parse one log line (not blank) into an event."""
+    if len(raw) > MAX_LINE_BYTES:
+        return InvalidEvent(None, f"line longer than {MAX_LINE_BYTES} bytes", line)
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -119,6 +122,29 @@ def strict_loads(text: str) -> Any:
     """One strict JSON value filling ``text``: NaN, Infinity and numbers overflowing to
     infinity are refused (:class:`NotFinite`, a ValueError), like any other non-JSON."""
     return _decode(text)
+
+
+#: the longest log line read whole (events are a few hundred bytes; a token is at most 8 KiB)
+MAX_LINE_BYTES = 1024 * 1024
+
+
+def read_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """The lines of a log, each read whole only up to :data:`MAX_LINE_BYTES`: of a longer one
+    (a runaway writer, a file that is not a log) only the first ``MAX_LINE_BYTES + 1`` bytes
+    are given (which :func:`parse_line` refuses), the rest skipped in bounded memory."""
+    limit = MAX_LINE_BYTES
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit:
+            rest = line
+            while not rest.endswith(b"\n"):  # the rest of the line, a chunk at a time
+                rest = handle.readline(limit)
+                if not rest:
+                    break
+            line = line[: limit + 1].rstrip(b"\r\n") or b"?"
+        yield line
 
 
 def strip_bom(raw: bytes) -> bytes:
