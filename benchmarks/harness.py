@@ -59,7 +59,7 @@ import workload
 
 from idrules import Engine, MemoryStore, SqliteStore, load_ruleset
 from idrules.events import parse_line
-from idrules.replay import replay as idrules_replay
+from idrules.replaying import replay as idrules_replay
 from idrules.store.base import Changes, Profile, ProfileWrite, Session
 
 HERE = Path(__file__).resolve().parent
@@ -528,7 +528,7 @@ def _journal(engine: Engine, write: Callable[[str], object], acc: Counter[str]) 
     ``Engine.decide``) with its ``seal`` timed as the serialise stage; None on versions
     without one (then the harness serialises after ``decide``)."""
     try:
-        from idrules.replay import Journal  # type: ignore[attr-defined]
+        from idrules.audit import Journal
     except ImportError:
         return None
     if "journal" not in inspect.signature(engine.decide).parameters:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from idrules import SqliteStore
-from idrules.runlock import _FILES, RunBusyError, RunLock, lock_path
+from idrules.audit.runlock import _FILES, RunBusyError, RunLock, lock_path
 
 RULESET = "r" * 64
 
@@ -101,7 +101,7 @@ class TestAcrossProcesses:
     HOLDER = textwrap.dedent(
         """
         import sys
-        from idrules.runlock import RunLock
+        from idrules.audit.runlock import RunLock
         lock = RunLock(sys.argv[1], 5)
         print("held", flush=True)
         sys.stdin.read()

@@ -20,9 +20,9 @@ import pytest
 import sqlite_utils
 
 from idrules import Engine, MemoryStore, SqliteStore, StoreError, export_rows
-from idrules.store import sqlite as sqlite_store
+from idrules.store.sqlite import groups as sqlite_groups
 from idrules.store.base import Changes
-from idrules.store.sqlite_schema import SCHEMA_VERSION
+from idrules.store.sqlite import SCHEMA_VERSION
 
 DATA = Path(__file__).resolve().parent / "data"
 MERGE_RULES = str(DATA / "rules" / "merge.yaml")
@@ -293,7 +293,7 @@ class TestTransactions:
     ) -> None:
         """In a commit group, a failed event's writes go and the group's other events stay
         (whether the group's savepoint was taken before them or among them)."""
-        monkeypatch.setattr(sqlite_store, "_MARK_EVERY", mark_every)
+        monkeypatch.setattr(sqlite_groups, "MARK_EVERY", mark_every)
         log = [line for line in varied_log(9, 120, HELPSHIFT_KEYS) if line.strip()]
         # two events after the savepoint either way: they are rolled back and written again
         fail_at = next(n for n, raw in enumerate(log) if n % 4 == 2 and b'"identify"' in raw)
@@ -320,7 +320,7 @@ class TestTransactions:
                 with pytest.raises(RuntimeError):
                     engine.decide_line(raw, n)
                 monkeypatch.setattr(store, "apply", real_apply)
-                assert store._pending == fail_at % 50  # the group's other events still wait
+                assert store.pending == fail_at % 50  # the group's other events still wait
                 continue
             decided.append(engine.decide_line(raw, n).to_json())
         store.close()

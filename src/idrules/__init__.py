@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .decision import Citation, Decision, Identity, Reason, RulesetRef
     from .engine import Engine
     from .events import Event, InvalidEvent, parse_line
-    from .replay import Summary, replay
+    from .replaying import Summary, replay
     from .rules import Ruleset, load_ruleset, pack_names
     from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
 
@@ -46,8 +46,8 @@ _WHERE = {
     "Event": ".events",
     "InvalidEvent": ".events",
     "parse_line": ".events",
-    "Summary": ".replay",
-    "replay": ".replay",
+    "Summary": ".replaying",
+    "replay": ".replaying",
     "Ruleset": ".rules",
     "load_ruleset": ".rules",
     "pack_names": ".rules",

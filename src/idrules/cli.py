@@ -24,7 +24,15 @@ from typing import IO, Any, TypeVar
 import click
 
 from ._errors import IdrulesError, InputError, RulesError, StoreError
-from .chain import verify_lines
+from .audit import (
+    cut_back,
+    find_profile,
+    record_dict,
+    record_of,
+    record_text,
+    resume_position,
+    verify_lines,
+)
 from .decision import Decision, dumps
 from .diff import diff
 from .engine import Engine
@@ -38,15 +46,13 @@ from .events import (
     strict_loads,
     strip_bom,
 )
-from .history import find_profile, record_dict, record_text
 from .keys import SecretsFile, read_keys
-from .replay import cut_back, resume_position
-from .replay import replay as run_replay
+from .replaying import replay as run_replay
 from .rules import load_ruleset, pack_names
 from .rules.packs import pack_path
 from .signing import Signer
 from .store import MemoryStore, SqliteStore, export_rows
-from .store.base import DecisionRecord, Store, record_of
+from .store.base import DecisionRecord, DurableStore, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -320,15 +326,15 @@ def replay(
         engine = Engine(ruleset, store, secrets=secret_map)
         lines: Iterator[bytes] = _read_lines(events)
         start = None
-        if isinstance(store, SqliteStore):
+        if isinstance(store, DurableStore):
             # claims the run: a second replay of it is refused here, before --out is touched
-            start, lines, claim = resume_position(store, engine, lines)
+            start, lines, claim = resume_position(store, ruleset.sha256, lines)
         if out:
             cut_back(out, start.done if start else 0)
             sink = open(out, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
         else:
             sink = sys.stdout
-        if isinstance(store, SqliteStore):
+        if isinstance(store, DurableStore):
             store.before_commit = sink.flush
         # this process is the replay: what start-up made (rules, schema, libraries) lives
         # until the end, so the cyclic GC need never walk it (replay raises its thresholds)
@@ -368,7 +374,7 @@ def _stop(store: Store, sink: IO[str] | None, failure: BaseException | None) -> 
             sink.flush()
         except (OSError, ValueError):
             delivered = False
-    if not delivered and isinstance(store, SqliteStore):
+    if not delivered and isinstance(store, DurableStore):
 
         def abandon() -> None:
             raise _Abandoned
@@ -650,8 +656,9 @@ def history(
         raise click.UsageError("give exactly one of --user-id, --email, --profile")
     kind, value = chosen[0]
     store = open_store(store_path, must_exist=True)
-    assert isinstance(store, SqliteStore)
     try:
+        if not isinstance(store, DurableStore):  # pragma: no cover - --store is required
+            raise StoreError(f"store {store_path} keeps no history")
         target = find_profile(store, kind, value)
         merged = store.merged_into(target)
         if not as_json:

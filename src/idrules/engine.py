@@ -11,8 +11,10 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from .audit.journal import Sealer
+from .audit.records import record_of
 from .claim import Claim, Intake
 from .decision import Decision
 from .events import (
@@ -29,18 +31,10 @@ from .plan import Plan, Planner
 from .redact import Redactor
 from .rules.loader import load_ruleset
 from .rules.model import Ruleset
-from .store.base import DecisionRecord, Store, record_of
+from .store.base import Store
 from .store.memory import MemoryStore
 
 Clock = Callable[[], datetime]
-
-
-class Journal(Protocol):
-    """Seals a decision (a replay's decisions file) and returns the record the store keeps."""
-
-    def seal(self, decision: Decision, keep: bool) -> DecisionRecord | None:
-        """Seal and write ``decision``; its record when ``keep`` (the store keeps records)."""
-        ...
 
 
 class Engine:
@@ -71,7 +65,7 @@ class Engine:
 
     # the one entry point ---------------------------------------------------------------
     def decide(
-        self, event: Event | InvalidEvent | Mapping[str, Any], *, journal: Journal | None = None
+        self, event: Event | InvalidEvent | Mapping[str, Any], *, journal: Sealer | None = None
     ) -> Decision:
         """Decide one event (parsed, or a JSON-like mapping) and apply it to the store.
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import attrs
 
+from .._copy import detached
 from ..claim import Claim
 from ..decision import Decision, Identity, Reason, RulesetRef
 from ..events import Event
 from ..reasons import Code
 from ..rules.model import Ruleset
-from ..store.base import Changes, Profile, Session, StoreReader, detached
+from ..store.base import Changes, Profile, Session, StoreReader
 from .cited import Cited
 from .draft import Draft, Plan
 

@@ -1,4 +1,5 @@
-"""The store's model and interface: profiles, sessions, activity and decided event ids.
+"""The store contract: profiles, sessions, activity and decided event ids, and the records a
+durable store keeps.
 
 The planner only *reads* a store (:class:`StoreReader`); the engine then hands the planned
 :class:`Changes` to :meth:`Store.apply`, the only write, inside :meth:`Store.transaction`.
@@ -8,14 +9,11 @@ Two implementations: :mod:`.memory` (tests, benchmarks, replays without ``--stor
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
-
-from ..decision import Decision, dumps
 
 State = Literal["active", "merged", "cleared", "expired"]
 
@@ -79,6 +77,18 @@ class DecisionRecord:
 
 
 @attrs.frozen(slots=True)
+class Run:
+    """A replay of one log under one ruleset in a durable store, and where it stopped: how
+    many decisions it holds and the last one's line, event id and chain hash."""
+
+    id: int
+    count: int
+    last_line: int
+    last_event_id: str | None
+    last_hash: str | None
+
+
+@attrs.frozen(slots=True)
 class Changes:
     """Everything one event changes; applied atomically with the record of its id."""
 
@@ -87,23 +97,6 @@ class Changes:
     sessions: tuple[Session, ...] = ()
     activity: tuple[tuple[str, str], ...] = ()  # (track event id, profile id)
     moves: tuple[tuple[str, str], ...] = ()  # move all activity: (from profile, to profile)
-
-
-def record_of(
-    decision: Decision, run: int | None = None, digest: str | None = None
-) -> DecisionRecord:
-    """The compact record a store keeps of an applied decision."""
-    reasons = dumps([[r.code, r.rule, r.field, r.detail] for r in decision.reasons])
-    return DecisionRecord(
-        decision.event_id,
-        decision.outcome,
-        decision.profile,
-        decision.merged,
-        reasons,
-        run,
-        decision.line,
-        digest,
-    )
 
 
 class StoreReader(Protocol):
@@ -160,14 +153,43 @@ class Store(StoreReader, Protocol):
     def close(self) -> None: ...
 
 
-def detached(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of an attributes mapping that shares no nested object with the original, so a
-    caller mutating its payload or a decision never changes a stored profile."""
-    if not values:
-        return {}
-    if any(isinstance(v, (dict, list)) for v in values.values()):
-        return copy.deepcopy(dict(values))
-    return dict(values)
+@runtime_checkable
+class DurableStore(Store, Protocol):
+    """A store that keeps every decision's record with its effects: the audit trail
+    (:mod:`idrules.audit`: resume, history, one replay per run) works over this contract, so
+    any durable backend offers it by implementing these methods. ``path`` names the store in
+    messages; ``before_commit`` runs just before each commit (a replay flushes its decisions
+    file there, so the file never lags the store)."""
+
+    path: str
+    before_commit: Callable[[], object] | None
+
+    def commit(self) -> None:
+        """Make the events decided so far durable (a no-op when nothing is pending)."""
+        ...
+
+    def claim_run(self, log_key: str, ruleset: str) -> tuple[Run, AbstractContextManager[object]]:
+        """The run of this log under this ruleset (made on first use), claimed for this
+        process until the returned context manager exits; refused at once (``RunBusyError``)
+        while another replay holds it."""
+        ...
+
+    def history(self, profile_ids: Iterable[str]) -> Iterator[DecisionRecord]:
+        """Every decision about one of ``profile_ids``, in the order applied."""
+        ...
+
+    def merged_into(self, profile_id: str) -> list[str]:
+        """Ids of the profiles folded into ``profile_id``, directly or through others."""
+        ...
+
+    def root_of(self, profile_id: str) -> str:
+        """The profile ``profile_id`` was merged into, followed to the end (itself if none)."""
+        ...
+
+    def find_profiles(self, column: str, value: str) -> list[str]:
+        """Ids of profiles (any state) whose ``id``, ``user_id``, ``user_key`` or
+        ``email_key`` equals ``value``, earliest first."""
+        ...
 
 
 def export_rows(store: Store) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,8 @@ from contextlib import AbstractContextManager
 
 import attrs
 
-from .base import Changes, DecisionRecord, Profile, Session, detached
+from .._copy import detached, is_nested
+from .base import Changes, DecisionRecord, Profile, Session
 
 
 class MemoryStore:
@@ -104,7 +105,7 @@ class MemoryStore:
 
     def _put_profile(self, after: Profile, before: Profile | None) -> None:
         old = before if before is not None else self._profiles.get(after.id)
-        if any(isinstance(v, (dict, list)) for v in after.attributes.values()):
+        if is_nested(after.attributes):
             after = attrs.evolve(after, attributes=detached(after.attributes))
         self._profiles[after.id] = after
         if old is not None:

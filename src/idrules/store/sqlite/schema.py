@@ -1,4 +1,4 @@
-"""The SQLite store's schema: created once per file, checked on every opening.
+"""The SQLite store's schema: created once per file, checked (and upgraded) on opening.
 
 With a commit per event, what an event costs is mostly how many distinct B-tree pages it
 dirties: each is a WAL frame at the commit (two ``pwrite`` calls, then a share of the next
@@ -29,8 +29,8 @@ import sqlite3
 
 import sqlite_utils
 
-from .._errors import StoreError
-from ..matchkeys import email_key_of, user_key
+from ..._errors import StoreError
+from ...matchkeys import email_key_of, user_key
 
 #: "4": match keys that only lower-case (:mod:`idrules.matchkeys`), indexed with the state so a
 #: lookup of the active holders skips the others. "3": WITHOUT ROWID tables, ``timeline``,

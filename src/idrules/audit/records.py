@@ -1,37 +1,31 @@
-"""``idrules history``: finding the profile asked about, and printing what the store kept
-of each decision that touched it."""
+"""Decision records: the compact form of a decision a durable store keeps, and how ``history``
+shows it."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from ._errors import InputError
-from .emails import normalize_email
-from .matchkeys import email_key_of
-from .store.base import DecisionRecord
-from .store.sqlite import SqliteStore
+from ..decision import Decision, dumps
+from ..store.base import DecisionRecord
 
 
-def find_profile(store: SqliteStore, kind: str, value: str) -> str:
-    """The profile a ``history`` question is about: by id, user id (exact) or email (its
-    match key). Profiles merged into another count as that one."""
-    if kind == "profile":
-        found = store.find_profiles("id", value)
-    elif kind == "user_id":
-        found = store.find_profiles("user_id", value)
-    else:
-        _, key, _ = normalize_email(value.strip())
-        found = store.find_profiles("email_key", key or email_key_of(value.strip()))
-    roots = list(dict.fromkeys(store.root_of(pid) for pid in found))
-    if not roots:
-        raise InputError(f"no profile with {kind.replace('_', ' ')} {value!r} in {store.path}")
-    if len(roots) > 1:
-        raise InputError(
-            f"{len(roots)} profiles hold {kind.replace('_', ' ')} {value!r} "
-            f"({', '.join(roots)}): ask for one with --profile"
-        )
-    return roots[0]
+def record_of(
+    decision: Decision, run: int | None = None, digest: str | None = None
+) -> DecisionRecord:
+    """The record a store keeps of an applied decision (``run`` and ``digest``: its replay
+    run and its line's hash in the decisions chain)."""
+    reasons = dumps([[r.code, r.rule, r.field, r.detail] for r in decision.reasons])
+    return DecisionRecord(
+        decision.event_id,
+        decision.outcome,
+        decision.profile,
+        decision.merged,
+        reasons,
+        run,
+        decision.line,
+        digest,
+    )
 
 
 def record_dict(record: DecisionRecord) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import os
 import threading
 from types import TracebackType
 
-from ._errors import StoreError
+from .._errors import StoreError
 
 #: bytes locked per run: room for the holder's pid as text
 _SLOT = 32

@@ -4,8 +4,8 @@ It streams: one line in, one decision out, nothing kept per event in Python, so 
 flat however long the log (state lives in the store). Blank lines are skipped but counted, so
 a decision's ``line`` is the event's physical line in the log.
 
-Each decision line is sealed into a hash chain (:mod:`idrules.chain`) that starts from the
-ruleset's sha256. With a SQLite store, each decision is also recorded in the store in the same
+Each decision line is sealed into a hash chain (:mod:`idrules.audit.chain`) that starts from the
+ruleset's sha256. With a durable store, each decision is also recorded in the store in the same
 transaction as its effects, under a *run* (this log, this ruleset): a replay killed at any
 moment and started again with the same arguments skips what the store holds, cuts the
 decisions file back to exactly those decisions (the file is flushed before every commit, so it
@@ -15,23 +15,18 @@ is never behind the store) and carries on, ending with the same bytes as an unin
 from __future__ import annotations
 
 import gc
-import hashlib
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from itertools import chain as chained
 
 import attrs
 
 from ._errors import InputError
-from .chain import seal
-from .decision import Decision
+from .audit.journal import Journal, Position
 from .engine import Engine
 from .events import parse_line, strip_bom
-from .store.base import DecisionRecord, record_of
-from .store.sqlite import SqliteStore
 
 Progress = Callable[[int, float], None]
 
@@ -51,32 +46,6 @@ class Summary:
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
         done = f"{self.events} events in {self.seconds:.2f}s ({rate:,.0f}/s): {kinds}"
         return done + (f"; resumed after {self.resumed} already decided" if self.resumed else "")
-
-
-@attrs.frozen
-class Position:
-    """Where a replay starts: the run it records under, the chain's last hash, and the last
-    line (and its event id) already decided."""
-
-    run: int | None
-    prev: str
-    done: int = 0
-    last_line: int = 0
-    last_event_id: str | None = None
-
-
-class Journal:
-    """Seals each decision into the chain, writes its line, and makes the store's record."""
-
-    def __init__(self, write: Callable[[str], object], prev: str, run: int | None) -> None:
-        self._write = write
-        self.prev = prev
-        self.run = run
-
-    def seal(self, decision: Decision, keep: bool = True) -> DecisionRecord | None:
-        line, self.prev = seal(decision.to_json(), self.prev, "\n")
-        self._write(line)
-        return record_of(decision, self.run, self.prev) if keep else None
 
 
 def replay(
@@ -127,7 +96,7 @@ def _replay(
     for number, raw in enumerate(_without_bom(lines), start=1):
         if number <= position.last_line:
             if number == position.last_line:
-                _check_continuity(raw, number, position)
+                position.check_continuity(raw, number)
             continue
         if not raw or raw.isspace():  # blank (isspace: no copy, unlike strip)
             continue
@@ -158,68 +127,3 @@ def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
     if first is None:
         return rest
     return chained((strip_bom(first),), rest)
-
-
-def _check_continuity(raw: bytes, number: int, position: Position) -> None:
-    event = parse_line(raw.rstrip(b"\r\n"), number)
-    if event.id != position.last_event_id:
-        raise InputError(
-            f"the store's replay of this log stopped at line {number} (event "
-            f"{position.last_event_id!r}), but that line now holds {event.id!r}: the log "
-            "changed; replay it into a fresh store"
-        )
-
-
-def resume_position(
-    store: SqliteStore, engine: Engine, lines: Iterator[bytes]
-) -> tuple[Position, Iterator[bytes], AbstractContextManager[object]]:
-    """The run of this log in ``store`` and where it stopped; returns the lines to replay
-    (the first ones, read to recognise the log, put back in front) and this process's claim
-    on the run (:meth:`SqliteStore.claim_run`: hold it until the replay has ended; another
-    replay of the same run raises ``RunBusyError`` here, before any output is touched).
-
-    The log is recognised by its first non-blank line, a byte order mark before it ignored:
-    the same log saved with or without one is the same run."""
-    head: list[bytes] = []
-    first = b""
-    for raw in lines:
-        text = strip_bom(raw) if not head else raw
-        head.append(raw)
-        if text.strip():
-            first = text
-            break
-    log_key = hashlib.sha256(first.rstrip(b"\r\n")).hexdigest()
-    run, claim = store.claim_run(log_key, engine.ruleset.sha256)
-    prev = run.last_hash or engine.ruleset.sha256
-    position = Position(run.id, prev, run.count, run.last_line, run.last_event_id)
-    return position, chained(head, lines), claim
-
-
-def cut_back(path: str, keep: int) -> None:
-    """Cut a decisions file back to its first ``keep`` complete lines (dropping a torn last
-    line and anything the store did not commit). Refuses when it holds fewer."""
-    if keep == 0:
-        with open(path, "wb"):
-            return
-    if not os.path.exists(path):
-        raise InputError(
-            f"cannot resume: {path} is missing but the store holds {keep} "
-            "decisions of this replay; replay into a fresh store"
-        )
-    offset = 0
-    seen = 0
-    with open(path, "rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break
-            offset += len(raw)
-            seen += 1
-            if seen == keep:
-                break
-    if seen < keep:
-        raise InputError(
-            f"cannot resume: {path} holds {seen} of the {keep} decisions the store "
-            "holds for this replay; give the original --out or a fresh store"
-        )
-    with open(path, "r+b") as handle:
-        handle.truncate(offset)
