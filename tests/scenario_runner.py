@@ -39,46 +39,9 @@ from typing import Any
 import attrs
 import yaml
 
+from idrules.reasons import Check, is_known
+
 OUTCOMES = frozenset(("identified", "anonymous", "rejected", "logged_out", "recorded", "duplicate"))
-#: SPEC §5, except the ``<field>.<check>`` family, matched by :data:`_FIELD_CODE`
-FIXED_CODES = frozenset(
-    (
-        "event.invalid",
-        "event.duplicate",
-        "user_id.email_shaped",
-        "email.invalid",
-        "auth.verified",
-        "auth.missing",
-        "auth.invalid",
-        "auth.expired",
-        "auth.not_yet_valid",
-        "auth.algorithm",
-        "auth.claims",
-        "auth.protected_profile",
-        "attribute.unknown",
-        "attribute.invalid",
-        "match.user_id",
-        "match.email",
-        "match.email_ambiguous",
-        "profile.created",
-        "profile.updated",
-        "identifier.attached",
-        "conflict.email_other_user_id",
-        "anonymous.created",
-        "anonymous.promoted",
-        "anonymous.merged",
-        "anonymous.kept",
-        "anonymous.cleared",
-        "anonymous.expired",
-        "session.switched",
-        "session.logged_out",
-        "merge.blocked",
-        "activity.email_required",
-    )
-)
-_FIELD_CODE = re.compile(
-    r"[a-z][a-z0-9_]*\.(missing|invalid_type|whitespace|trimmed|too_long|truncated|blocked)"
-)
 #: a reason's ``rule`` when it cites a rules file: ``file.yaml:LINE knob``
 _CITATION = re.compile(r"^([^ ]+\.yaml):(\d+) (\S+)$")
 EXPORT_FIELDS = frozenset(
@@ -140,7 +103,9 @@ def _is_code_list(value: Any) -> bool:
 
 
 def _known_code(code: str) -> bool:
-    return code in FIXED_CODES or bool(_FIELD_CODE.fullmatch(code))
+    """A code of the registry (idrules.reasons), for any field name."""
+    field, _, check = code.partition(".")
+    return is_known(code) or (bool(field) and check in set(Check))
 
 
 def _is_int(value: Any) -> bool:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from idrules import Engine, RulesError, load_ruleset
 from idrules.attributes import AttributeFilter
-from idrules.rules import schema as schema_module
+from idrules.rules import attribute_schema as schema_module
 
 TS = "2026-03-01T12:00:00Z"
 #: nested quantifiers: Python's `re` backtracks exponentially on a near-miss

@@ -20,9 +20,9 @@ import pytest
 import sqlite_utils
 
 from idrules import Engine, MemoryStore, SqliteStore, StoreError, export_rows
-from idrules.store.sqlite import groups as sqlite_groups
 from idrules.store.base import Changes
 from idrules.store.sqlite import SCHEMA_VERSION
+from idrules.store.sqlite import groups as sqlite_groups
 
 DATA = Path(__file__).resolve().parent / "data"
 MERGE_RULES = str(DATA / "rules" / "merge.yaml")

@@ -7,16 +7,18 @@ schema is ``invalid`` (dropped or the call rejected). Each such attribute is a r
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 from jsonschema.protocols import Validator
 
+from ._copy import owned
+from .caches import BoundedCache
 from .decision import Reason
+from .reasons import Code
+from .rules.attribute_schema import validator_for_attribute
 from .rules.model import Ruleset
-from .rules.schema import validator_for_attribute
 
 
 @attrs.frozen(slots=True)
@@ -32,12 +34,6 @@ _NOTHING = Filtered({})
 #: how deep an attribute's value may nest; deeper values are invalid (they would only ever be
 #: an attack on the recursion of JSON writers and copies)
 MAX_DEPTH = 32
-
-
-def _own(value: Any) -> Any:
-    """A kept value shares nothing with the payload or a cached token's claims (it is at most
-    MAX_DEPTH deep, so the copy is safe)."""
-    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -66,11 +62,12 @@ class AttributeFilter:
         self._invalid = rules.invalid
         self._cite_unknown = ruleset.cite("attributes.unknown")
         self._cite_schema = {
-            name: ruleset.cite(f"attributes.schema.{name}") for name in rules.schema
+            name: ruleset.cite("attributes", "schema", name) for name in rules.schema
         }
         self._cite_source = ruleset.cite("input.attributes")
         self._cite_invalid = ruleset.cite("attributes.invalid")
-        self._unknown_reasons: dict[str, Reason] = {}
+        # one reason per attribute name, bounded: the names come from the client
+        self._unknown_reasons: BoundedCache[str, Reason] = BoundedCache(_KNOWN_NAMES)
 
     def filter(self, raw: Any, given: bool = True) -> Filtered:
         """Filter the attributes of one call (``raw``: the mapped attributes value)."""
@@ -78,7 +75,10 @@ class AttributeFilter:
             return _NOTHING
         if not isinstance(raw, dict):
             reason = Reason(
-                "attribute.invalid", self._cite_source, "attributes", "attributes must be an object"
+                Code.ATTRIBUTE_INVALID,
+                self._cite_source,
+                "attributes",
+                "attributes must be an object",
             )
             return Filtered({}, (reason,), self._invalid == "reject")
         kept: dict[str, Any] = {}
@@ -89,7 +89,7 @@ class AttributeFilter:
             if isinstance(value, (dict, list)) and _deeper_than(value, MAX_DEPTH):
                 reasons.append(
                     Reason(
-                        "attribute.invalid",
+                        Code.ATTRIBUTE_INVALID,
                         self._cite_invalid,
                         name,
                         f"nested deeper than {MAX_DEPTH} levels: {self._invalid}",
@@ -99,15 +99,15 @@ class AttributeFilter:
             elif validator is None:
                 reasons.append(self._unknown_reason(name))
                 if self._unknown == "keep":
-                    kept[name] = _own(value)
+                    kept[name] = owned(value)
                 elif self._unknown == "reject":
                     reject = True
             elif validator.is_valid(value):
-                kept[name] = _own(value)
+                kept[name] = owned(value)
             else:
                 reasons.append(
                     Reason(
-                        "attribute.invalid",
+                        Code.ATTRIBUTE_INVALID,
                         self._cite_schema[name],
                         name,
                         f"fails its schema: {self._invalid}",
@@ -122,8 +122,7 @@ class AttributeFilter:
         reason = self._unknown_reasons.get(name)
         if reason is None:
             reason = Reason(
-                "attribute.unknown", self._cite_unknown, name, f"not configured: {self._unknown}"
+                Code.ATTRIBUTE_UNKNOWN, self._cite_unknown, name, f"not configured: {self._unknown}"
             )
-            if len(self._unknown_reasons) < _KNOWN_NAMES:
-                self._unknown_reasons[name] = reason
+            self._unknown_reasons.put(name, reason)
         return reason

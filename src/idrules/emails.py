@@ -18,7 +18,6 @@ message. :class:`EmailCache` gives the same answers faster, per engine:
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import (
@@ -27,6 +26,7 @@ from email_validator.rfc_constants import (
     EMAIL_MAX_LENGTH,
 )
 
+from .caches import BoundedCache, memoized
 from .matchkeys import email_key
 
 #: (normalised address, its match key, None) or (None, None, the library's message)
@@ -56,17 +56,14 @@ class EmailCache:
     addresses) so a long replay's memory levels off; one per engine, never shared."""
 
     def __init__(self, size: int = 16_384) -> None:
-        self._size = size
-        self._seen: dict[str, Verdict] = {}  # returning addresses
-        self._domains: dict[str, str | None] = {}
-        self._whole = lru_cache(maxsize=_UNUSUAL)(normalize_email)
+        self._seen: BoundedCache[str, Verdict] = BoundedCache(size)  # returning addresses
+        self._domains: BoundedCache[str, str | None] = BoundedCache(_DOMAINS)
+        self._whole = memoized(normalize_email, _UNUSUAL)
 
     def __call__(self, text: str) -> Verdict:
         seen = self._seen.get(text)
         if seen is None:
-            if len(self._seen) >= self._size:
-                self._seen.clear()
-            seen = self._seen[text] = self._check(text)
+            seen = self._seen.put(text, self._check(text))
         return seen
 
     def _check(self, text: str) -> Verdict:
@@ -90,13 +87,11 @@ class EmailCache:
         answer for addresses there (an invalid domain, or one it turns into Unicode)."""
         if domain in self._domains:
             return self._domains[domain]
-        if len(self._domains) >= _DOMAINS:
-            self._domains.clear()
         try:
             result = validate_email("a@" + domain, check_deliverability=False)
         except EmailNotValidError:
             normalized = None
         else:
             normalized = result.domain if result.domain == result.ascii_domain else None
-        self._domains[domain] = normalized
+        self._domains.put(domain, normalized)
         return normalized

@@ -18,6 +18,7 @@ import attrs
 from .decision import Decision
 from .keys import read_secret
 from .matchkeys import email_key_of
+from .reasons import Code
 from .rules.model import Ruleset
 
 _EMAIL_DETAIL = "the email failed the syntax check (detail redacted)"
@@ -57,7 +58,7 @@ class Redactor:
         reasons = decision.reasons
         if self._emails_hidden:  # email-validator's messages may quote parts of the address
             reasons = tuple(
-                attrs.evolve(r, detail=_EMAIL_DETAIL) if r.code == "email.invalid" else r
+                attrs.evolve(r, detail=_EMAIL_DETAIL) if r.code == Code.EMAIL_INVALID else r
                 for r in reasons
             )
         return attrs.evolve(decision, identity=identity, reasons=reasons)
