@@ -62,7 +62,7 @@ class TestCitations:
     def test_unknown_knob_is_an_error(self) -> None:
         """Citing a mistyped knob raises at once, rather than citing a parent knob."""
         ruleset = load_ruleset("helpshift")
-        with pytest.raises(LookupError, match="matching.precedense"):
+        with pytest.raises(LookupError, match=r"matching\.precedense"):
             ruleset.cite("matching.precedense")
 
     def test_citation_is_structured(self) -> None:
