@@ -20,16 +20,15 @@ import hmac
 import re
 import string
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import jwt
-from jwt.algorithms import HMACAlgorithm, get_default_algorithms
 
-from ._errors import SecretsError
 from .caches import BoundedCache, memoized
 from .decision import Citation, Reason, dumps, fingerprint
 from .events import not_json_text, strict_loads
+from .jws import algorithm_of, jws_for
 from .reasons import Code
 from .rules.model import IDENTITY_FIELDS, Ruleset
 
@@ -274,7 +273,7 @@ class Prover:
                     Code.AUTH_ALGORITHM,
                     "jwt.algorithms",
                     "token",
-                    f"algorithm {_algorithm_of(token)!r} is not allowed",
+                    f"algorithm {algorithm_of(token)!r} is not allowed",
                 )
             except (jwt.PyJWTError, ValueError, RecursionError):  # the payload is not JSON
                 return self._fail(Code.AUTH_INVALID, "method", "token", "the token is malformed")
@@ -351,48 +350,6 @@ class Prover:
             for r in proof.reasons
         )
         return attrs.evolve(proof, reasons=reasons)
-
-
-class _PreparedHMAC(HMACAlgorithm):
-    """PyJWT's HMAC algorithm, with each key prepared (and checked) once rather than on every
-    token: PyJWT's key preparation re-checks the secret (PEM, SSH, DER, JSON) per call, which
-    cost more than the signature itself."""
-
-    def __init__(self, hash_alg: Any) -> None:
-        super().__init__(hash_alg)
-        self._prepared: dict[str | bytes, bytes] = {}
-
-    def prepare_key(self, key: str | bytes) -> bytes:
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = self._prepared[key] = super().prepare_key(key)
-        return prepared
-
-
-def jws_for(algorithms: list[str], keys: Mapping[str, bytes]) -> jwt.PyJWS:
-    """A PyJWT signature verifier knowing only the allowed algorithms, its keys prepared now,
-    so a key PyJWT refuses as an HMAC secret is reported at start-up, not on every token."""
-    jws = jwt.PyJWS(algorithms=algorithms)
-    defaults = get_default_algorithms()
-    for name in algorithms:
-        hashed = _PreparedHMAC(cast(HMACAlgorithm, defaults[name]).hash_alg)
-        for key_name, key in keys.items():
-            try:
-                hashed.prepare_key(key)
-            except jwt.InvalidKeyError as exc:
-                raise SecretsError(f"key {key_name!r} cannot be an HMAC secret: {exc}") from None
-        jws.unregister_algorithm(name)
-        jws.register_algorithm(name, hashed)
-    return jws
-
-
-def _algorithm_of(token: str) -> str:
-    """The token's declared algorithm, for a reason's detail (short, or "?")."""
-    try:
-        algorithm = jwt.get_unverified_header(token).get("alg")
-    except jwt.PyJWTError:
-        return "?"
-    return algorithm if isinstance(algorithm, str) and len(algorithm) <= 16 else "?"
 
 
 def _decode_signature(text: str, encoding: str) -> bytes | None:

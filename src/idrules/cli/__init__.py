@@ -1,0 +1,7 @@
+"""The ``idrules`` command line (docs/cli.md): the group and its commands, one module per kind
+of work (:mod:`.deciding`, :mod:`.auditing`, :mod:`.authoring`) over :mod:`.base`."""
+
+from . import auditing, authoring, deciding
+from .base import main
+
+__all__ = ["auditing", "authoring", "deciding", "main"]
