@@ -227,6 +227,14 @@ def open_store(path: str | None, *, must_exist: bool = False, commit_every: int 
     return store
 
 
+def check_events_file(source: str) -> None:
+    """Refuse, before anything is opened for writing, an events file that is not there."""
+    if source != "-" and not os.path.exists(source):
+        raise InputError(f"events file not found: {source}")
+    if source != "-" and os.path.isdir(source):
+        raise InputError(f"events file {source} is a directory")
+
+
 def log_lines(source: str) -> Iterator[bytes]:
     """The raw lines of an events file, or of stdin for ``-``."""
     if source == "-":

@@ -4,7 +4,6 @@ per run at a time), ``resolve`` (one event) and ``diff`` (a log under two rulese
 from __future__ import annotations
 
 import gc
-import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from ..store import MemoryStore
 from ..store.base import DecisionRecord, DurableStore, Store
 from .base import (
     RULES_HELP,
+    check_events_file,
     first_without_bom,
     friendly,
     load_secrets_file,
@@ -80,10 +80,7 @@ def replay(
     """
     ruleset = load_ruleset(rules)
     secret_map = load_secrets_file(secrets)
-    if events != "-" and not os.path.exists(events):
-        raise InputError(f"events file not found: {events}")
-    if events != "-" and os.path.isdir(events):
-        raise InputError(f"events file {events} is a directory")
+    check_events_file(events)
     if out:
         refuse_overwrite(
             out,
@@ -240,10 +237,7 @@ def diff_command(
     secret_map = load_secrets_file(secrets)
     engine_a = Engine(load_ruleset(rules), MemoryStore(), secrets=secret_map)
     engine_b = Engine(load_ruleset(against), MemoryStore(), secrets=secret_map)
-    if events != "-" and not os.path.exists(events):
-        raise InputError(f"events file not found: {events}")
-    if events != "-" and os.path.isdir(events):
-        raise InputError(f"events file {events} is a directory")
+    check_events_file(events)
     if out:
         refuse_overwrite(
             out,
