@@ -19,7 +19,15 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._errors import IdrulesError, InputError, Problem, RulesError, SecretsError, StoreError
+    from ._errors import (
+        IdrulesError,
+        InputError,
+        Problem,
+        RulesError,
+        SecretsError,
+        StoreConflict,
+        StoreError,
+    )
     from .claim import Claim
     from .decision import Citation, Decision, Identity, Reason, RulesetRef
     from .engine import Engine
@@ -35,6 +43,7 @@ _WHERE = {
     "Problem": "._errors",
     "RulesError": "._errors",
     "SecretsError": "._errors",
+    "StoreConflict": "._errors",
     "StoreError": "._errors",
     "Claim": ".claim",
     "Citation": ".decision",
@@ -80,6 +89,7 @@ __all__ = [
     "Session",
     "SqliteStore",
     "Store",
+    "StoreConflict",
     "StoreError",
     "Summary",
     "export_rows",

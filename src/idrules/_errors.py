@@ -48,5 +48,11 @@ class StoreError(IdrulesError):
     """The store cannot be opened, read or written."""
 
 
+class StoreConflict(StoreError):
+    """Another writer changed what this event read (a lost race on a shared database): the
+    event's transaction was rolled back before anything of it was written out, and the engine
+    plans it again against what is there now."""
+
+
 class InputError(IdrulesError):
     """An input file (events log, secrets file) cannot be read."""

@@ -8,11 +8,14 @@ here, when the engine starts, so the per-event path does no set-up work.
 from __future__ import annotations
 
 import os
+import random
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ._errors import StoreConflict
 from .audit.journal import Sealer
 from .audit.records import record_of
 from .claim import Claim, Intake
@@ -31,10 +34,23 @@ from .plan import Plan, Planner
 from .redact import Redactor
 from .rules.loader import load_ruleset
 from .rules.model import Ruleset
-from .store.base import Store
+from .store.base import DecisionRecord, Store
 from .store.memory import MemoryStore
 
 Clock = Callable[[], datetime]
+#: how many times an event lost to a concurrent writer is planned again, and the backoff
+_ATTEMPTS = 20
+_BACKOFF_S = 0.002
+
+
+def _sealer(
+    decision: Decision, journal: Sealer | None, keep: bool
+) -> Callable[[], DecisionRecord | None]:
+    """What the store calls once the event's writes are in: the journal seals and writes the
+    decision; the record goes to a store that keeps records."""
+    if journal is not None:
+        return lambda: journal.seal(decision, keep)
+    return lambda: record_of(decision) if keep else None
 
 
 class Engine:
@@ -77,18 +93,20 @@ class Engine:
             event = parse_object(event) if problem is None else invalid_value(event, problem)
         claim = self.claim(event)  # pure: before the store's transaction
         store = self.store
-        with store.transaction():
-            plan = self._plan(event, claim)
-            decision = plan.decision
-            if self._redactor.active:
-                decision = self._redactor.apply(decision)
-            keep = store.keeps_decisions
-            if journal is not None:
-                record = journal.seal(decision, keep)
-            else:
-                record = record_of(decision) if keep else None
-            store.apply(plan.changes, record)
-        return decision
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with store.transaction():
+                    plan = self._plan(event, claim)
+                    decision = plan.decision
+                    if self._redactor.active:
+                        decision = self._redactor.apply(decision)
+                    store.apply(plan.changes, _sealer(decision, journal, store.keeps_decisions))
+                return decision
+            except StoreConflict:
+                if attempt == _ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, _BACKOFF_S * attempt))  # let the other writer pass
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def decide_line(self, raw: bytes | str, line: int | None = None) -> Decision:
         """Decide one log line (not blank); ``line`` is its 1-based number in the log."""

@@ -134,8 +134,14 @@ class Store(StoreReader, Protocol):
         """One event's read-modify-write, atomic and isolated from other writers."""
         ...
 
-    def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
-        """Write one event's changes and, when the store keeps them, its decision record."""
+    def apply(
+        self, changes: Changes, seal: Callable[[], DecisionRecord | None] | None = None
+    ) -> None:
+        """Write one event's changes, then call ``seal`` once (it writes the decision out, to
+        a replay's decisions file, say, and returns its record), and write the record when the
+        store keeps records. A store whose writes may lose a race (``StoreConflict``) calls
+        ``seal`` only after every write that can, so a decision is never written out for an
+        event that is then planned again."""
         ...
 
     def profiles(self) -> Iterator[Profile]:

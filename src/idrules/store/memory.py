@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import attrs
@@ -85,7 +85,9 @@ class MemoryStore:
         """One event: the store's lock, held while the event is planned and applied."""
         return self._lock  # type: ignore[return-value]  # a lock is a context manager
 
-    def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
+    def apply(
+        self, changes: Changes, seal: Callable[[], DecisionRecord | None] | None = None
+    ) -> None:
         for write in changes.profiles:
             self._put_profile(write.after, write.before)
         for session in changes.sessions:
@@ -99,6 +101,8 @@ class MemoryStore:
                 self._activity[target].extend(moved)
         if changes.event_id is not None:
             self._decided.add(changes.event_id)
+        if seal is not None:
+            seal()  # the decision is written out; this store keeps no record of it
 
     def close(self) -> None:
         return None

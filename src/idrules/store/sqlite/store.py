@@ -257,8 +257,13 @@ class SqliteStore:
                 raise StoreError(f"store {self.path}: {why(exc)}") from None
 
     # writing -----------------------------------------------------------------------------
-    def apply(self, changes: Changes, record: DecisionRecord | None = None) -> None:
-        """Write one event's changes (call inside :meth:`transaction`)."""
+    def apply(
+        self, changes: Changes, seal: Callable[[], DecisionRecord | None] | None = None
+    ) -> None:
+        """Write one event's changes and its record (call inside :meth:`transaction`). One
+        writer at a time holds the file, so no write can lose a race: ``seal`` is called
+        first."""
+        record = None if seal is None else seal()
         self._tx.applied.append((changes, record))
         self._write(changes, record)
 
