@@ -691,3 +691,45 @@ def check(rules: str) -> None:
         f"matches by {' > '.join(ruleset.matching.precedence)}; {proof}; "
         f"anonymous sessions: {ruleset.anonymous.on_identify}"
     )
+
+
+@main.command("schema")
+@click.option(
+    "--authoring",
+    is_flag=True,
+    help="the schema of a rules file as written, for an editor: extends allowed, every knob "
+    "optional (a file without extends still names its ruleset and version)",
+)
+@friendly
+def schema_command(authoring: bool) -> None:
+    """Print the JSON Schema (Draft 2020-12) that rulesets are validated against, as shipped.
+
+    Save it beside your rules files and name it in a `# yaml-language-server: $schema=...`
+    line for completion and hover help in an editor. It checks a ruleset's effective form
+    (after extends and the defaults); --authoring prints the variant for a file as written.
+    """
+    from importlib import resources
+
+    text = resources.files("idrules.rules").joinpath("schema.json").read_text(encoding="utf-8")
+    if authoring:
+        schema = json.loads(text)
+        schema.pop("required", None)
+        schema["$id"] = schema["$id"] + ":file"
+        schema["title"] = "idrules rules file, as written (extends allowed, every knob optional)"
+        schema["description"] = (
+            "A rules file before it is merged: any knob may be left out (the defaults and the "
+            "base named by extends fill it in), and a file without extends names its ruleset "
+            "and version. `idrules check FILE` validates the merged result."
+        )
+        extends = {
+            "description": "A shipped pack's name (helpshift, quackback, ...) or a .yaml/.yml "
+            "path relative to this file, whose knobs this file overrides: mappings merge "
+            "deeply, lists and scalars replace. Default: null (no base).",
+            "type": ["string", "null"],
+            "minLength": 1,
+        }
+        schema["properties"] = {"extends": extends, **schema["properties"]}
+        schema["if"] = {"properties": {"extends": {"type": "string"}}, "required": ["extends"]}
+        schema["else"] = {"required": ["ruleset", "version"]}
+        text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    click.echo(text, nl=False)
