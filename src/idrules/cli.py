@@ -698,22 +698,26 @@ def check(rules: str) -> None:
     "--authoring",
     is_flag=True,
     help="the schema of a rules file as written, for an editor: extends allowed, every knob "
-    "optional (a file without extends still names its ruleset and version)",
+    "optional (a file without extends still names its ruleset and version), in draft-07 form",
 )
 @friendly
 def schema_command(authoring: bool) -> None:
     """Print the JSON Schema (Draft 2020-12) that rulesets are validated against, as shipped.
 
-    Save it beside your rules files and name it in a `# yaml-language-server: $schema=...`
-    line for completion and hover help in an editor. It checks a ruleset's effective form
-    (after extends and the defaults); --authoring prints the variant for a file as written.
+    It checks a ruleset's effective form (after extends and the defaults). --authoring prints
+    the variant for a file as written, for an editor: save it beside your rules files and name
+    it in a `# yaml-language-server: $schema=...` line for completion and hover help.
     """
     from importlib import resources
 
     text = resources.files("idrules.rules").joinpath("schema.json").read_text(encoding="utf-8")
     if authoring:
+        # the same knobs, descriptions and limits; written as draft-07 (`definitions`), the
+        # draft editors' YAML language servers support in full (no keyword of the shipped
+        # schema changes meaning, and nothing but descriptions sits beside a $ref)
+        text = text.replace('"#/$defs/', '"#/definitions/')
         schema = json.loads(text)
-        schema.pop("required", None)
+        schema["$schema"] = "http://json-schema.org/draft-07/schema#"
         schema["$id"] = schema["$id"] + ":file"
         schema["title"] = "idrules rules file, as written (extends allowed, every knob optional)"
         schema["description"] = (
@@ -721,6 +725,7 @@ def schema_command(authoring: bool) -> None:
             "base named by extends fill it in), and a file without extends names its ruleset "
             "and version. `idrules check FILE` validates the merged result."
         )
+        schema.pop("required", None)
         extends = {
             "description": "A shipped pack's name (helpshift, quackback, ...) or a .yaml/.yml "
             "path relative to this file, whose knobs this file overrides: mappings merge "
@@ -731,5 +736,6 @@ def schema_command(authoring: bool) -> None:
         schema["properties"] = {"extends": extends, **schema["properties"]}
         schema["if"] = {"properties": {"extends": {"type": "string"}}, "required": ["extends"]}
         schema["else"] = {"required": ["ruleset", "version"]}
+        schema["definitions"] = schema.pop("$defs")
         text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
     click.echo(text, nl=False)
