@@ -46,8 +46,9 @@ class Reason:
     """One rule that shaped a decision: a code (:mod:`idrules.reasons`) and where the rule
     that decided it is written (None for a malformed or duplicate event)."""
 
-    code: str
-    citation: Citation | None
+    #: kept as plain text (a registry member is its text): a reason prints as its code
+    code: str = attrs.field(converter=str)
+    citation: Citation | None = None
     field: str | None = None
     detail: str | None = None
 

@@ -1,8 +1,9 @@
-"""Commands for rules authors and integrators: ``check`` a rules file, ``sign`` what the
-customer's server sends."""
+"""Commands for rules authors and integrators: ``check`` a rules file, ``schema`` for an
+editor, ``sign`` what the customer's server sends."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from ..events import (
 )
 from ..keys import read_keys
 from ..rules import load_ruleset
+from ..rules.schema import authoring_schema, shipped_schema_text
 from ..signing import Signer
 from .base import (
     RULES_HELP,
@@ -151,3 +153,24 @@ def check(rules: str) -> None:
         f"matches by {' > '.join(ruleset.matching.precedence)}; {proof}; "
         f"anonymous sessions: {ruleset.anonymous.on_identify}"
     )
+
+
+@main.command("schema")
+@click.option(
+    "--authoring",
+    is_flag=True,
+    help="the schema of a rules file as written, for an editor: extends allowed, every knob "
+    "optional (a file without extends still names its ruleset and version), in draft-07 form",
+)
+@friendly
+def schema_command(authoring: bool) -> None:
+    """Print the JSON Schema (Draft 2020-12) that rulesets are validated against, as shipped.
+
+    It checks a ruleset's effective form (after extends and the defaults). --authoring prints
+    the variant for a file as written, for an editor: save it beside your rules files and name
+    it in a `# yaml-language-server: $schema=...` line for completion and hover help.
+    """
+    if authoring:
+        click.echo(json.dumps(authoring_schema(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(shipped_schema_text(), nl=False)

@@ -52,8 +52,7 @@ def quote(value: Any, limit: int = SHORT) -> str:
 @cache
 def ruleset_validator() -> Validator:
     """The validator for effective rulesets, built and checked once per process."""
-    text = resources.files("idrules.rules").joinpath("schema.json").read_text(encoding="utf-8")
-    schema = json.loads(text)
+    schema = json.loads(shipped_schema_text())
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     validator: Validator = cls(schema)
@@ -113,3 +112,40 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[KnobPath, str]
                 yield (*path, key), "this knob is required"
     else:
         yield path, error_message(error)
+
+
+def shipped_schema_text() -> str:
+    """The ruleset JSON Schema as shipped (it checks a ruleset's effective form)."""
+    return resources.files("idrules.rules").joinpath("schema.json").read_text(encoding="utf-8")
+
+
+def authoring_schema() -> dict[str, Any]:
+    """The schema of a rules file as written, for an editor's completion and hover help:
+    ``extends`` allowed, every knob optional (the defaults and the base fill them in), a file
+    without ``extends`` still naming its ruleset and version; written as draft-07
+    (``definitions``), the draft YAML language servers support in full (no keyword of the
+    shipped schema changes meaning, and nothing but descriptions sits beside a ``$ref``)."""
+    schema: dict[str, Any] = json.loads(
+        shipped_schema_text().replace('"#/$defs/', '"#/definitions/')
+    )
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["$id"] = schema["$id"] + ":file"
+    schema["title"] = "idrules rules file, as written (extends allowed, every knob optional)"
+    schema["description"] = (
+        "A rules file before it is merged: any knob may be left out (the defaults and the "
+        "base named by extends fill it in), and a file without extends names its ruleset "
+        "and version. `idrules check FILE` validates the merged result."
+    )
+    schema.pop("required", None)
+    extends = {
+        "description": "A shipped pack's name (helpshift, quackback, ...) or a .yaml/.yml "
+        "path relative to this file, whose knobs this file overrides: mappings merge "
+        "deeply, lists and scalars replace. Default: null (no base).",
+        "type": ["string", "null"],
+        "minLength": 1,
+    }
+    schema["properties"] = {"extends": extends, **schema["properties"]}
+    schema["if"] = {"properties": {"extends": {"type": "string"}}, "required": ["extends"]}
+    schema["else"] = {"required": ["ruleset", "version"]}
+    schema["definitions"] = schema.pop("$defs")
+    return schema
