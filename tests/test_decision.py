@@ -30,7 +30,7 @@ def full() -> Decision:
         identity=Identity("u_1", "ada@example.com", "Adá", None, True),
         attributes={"zeta": 1, "alpha": {"b": 2, "a": 1}},
         reasons=(
-            Reason("match.email", "helpshift.yaml:60 matching.precedence", "email"),
+            Reason("match.email", "helpshift.yaml:75 matching.precedence", "email"),
             Reason("profile.updated", "x.yaml:3 matching.update_on_match", "name", "détail"),
         ),
     )
@@ -44,7 +44,7 @@ class TestToJson:
             '"merged":["p_0"],"identity":{"user_id":"u_1","email":"ada@example.com",'
             '"name":"Adá","avatar":null,"verified":true},'
             '"attributes":{"alpha":{"b":2,"a":1},"zeta":1},'
-            '"reasons":[{"code":"match.email","rule":"helpshift.yaml:60 matching.precedence",'
+            '"reasons":[{"code":"match.email","rule":"helpshift.yaml:75 matching.precedence",'
             '"field":"email"},{"code":"profile.updated","rule":"x.yaml:3 matching.update_on_match",'
             '"field":"name","detail":"détail"}],'
             '"ruleset":{"name":"helpshift","version":"1","sha256":"' + "ab" * 32 + '"}}'
