@@ -17,7 +17,7 @@ checks the outcomes it lists (give ``0`` to require none). One addition to the f
 ``export`` / ``export_count`` ``where`` may hold ``profile_of: EVENT`` (an id or ``#N``), the
 profile that event's decision resolved to (how an anonymous profile is found).
 
-Whatever a scenario expects, every run must also keep SPEC §2's promises: one decision per
+Whatever a scenario expects, every run must also keep docs/decisions.md's promises: one decision per
 event line, each with its physical ``line``, a known outcome, every reason citing
 ``file.yaml:LINE knob`` (``null`` for ``event.invalid`` and ``event.duplicate``), and no
 value of ``secrets`` anywhere in the decisions, the export or what the commands print.
@@ -136,8 +136,8 @@ _EXPECT_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "profile_not_as": (lambda v: _is_str_list(v) and bool(v), "a non-empty list of events"),
     "merged_from": (lambda v: _is_str_list(v) and bool(v), "a non-empty list of events"),
     "merged_count": (lambda v: _is_int(v) and v >= 0, "a count"),
-    "reasons": (_is_code_list, "a list of SPEC §5 reason codes"),
-    "no_reasons": (_is_code_list, "a list of SPEC §5 reason codes"),
+    "reasons": (_is_code_list, "a list of docs/reasons.md reason codes"),
+    "no_reasons": (_is_code_list, "a list of docs/reasons.md reason codes"),
     "rule_cites": (_is_rule_cites, "an object: reason code -> knob name(s)"),
     "line": (lambda v: _is_int(v) and v >= 1, "a 1-based line number"),
     "identity": (lambda v: isinstance(v, dict) and bool(v), "a non-empty object"),
@@ -599,7 +599,7 @@ def _event_lines(scenario: Mapping[str, Any]) -> list[int]:
 
 
 def _check_invariants(checker: _Checker, scenario: Mapping[str, Any]) -> None:
-    """What SPEC §2 promises of every decision, whatever the scenario expects."""
+    """What docs/decisions.md promises of every decision, whatever the scenario expects."""
     lines = _event_lines(scenario)
     if len(checker.decisions) != len(lines):
         checker.fail(
@@ -643,7 +643,7 @@ def check_run(scenario: Mapping[str, Any], run: Run, runs: list[Run]) -> list[st
         checker.check_export(item)
     for item in scenario.get("export_count", []):
         checker.check_export_count(item)
-    # secrets never appear anywhere, listed or not (SPEC §2)
+    # secrets never appear anywhere, listed or not (docs/decisions.md)
     never = [*scenario.get("never_in_decisions", []), *(scenario.get("secrets") or {}).values()]
     if never:
         checker.check_never(never, runs)

@@ -1,4 +1,4 @@
-"""Custom attributes against ``attributes.schema`` (SPEC §4): schemas run in linear time
+"""Custom attributes against ``attributes.schema`` (docs/rules.md): schemas run in linear time
 (``pattern`` on RE2), are compiled once, and what the engine cannot run is refused at load."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The command line (SPEC §6), run for real: ``python -m idrules`` in a subprocess.
+"""The command line (docs/cli.md), run for real: ``python -m idrules`` in a subprocess.
 
 Good input gives decisions on stdout (or ``--out``) and at most a summary on stderr; bad input
 gives ONE line on stderr starting ``idrules: ``, exit 1, never a traceback; usage errors exit 2.

@@ -1,4 +1,4 @@
-"""The decision value (decision.py): canonical JSON form and secret fingerprints (SPEC §2)."""
+"""The decision value: canonical JSON form and secret fingerprints (docs/decisions.md)."""
 
 from __future__ import annotations
 

@@ -172,7 +172,7 @@ class TestLinks:
             assert f"docs/{page.name}" in set(links(README)), page.name
 
     def test_no_citation_of_an_unshipped_contract(self) -> None:
-        """Neither the README nor docs/ cite SPEC.md, which the project does not ship."""
+        """Neither the README nor docs/ cite the docs, which the project does not ship."""
         for page in PAGES:
             assert "SPEC" not in text(page), page.name
 

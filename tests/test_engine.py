@@ -264,7 +264,7 @@ class TestDecisionShape:
 
     @pytest.mark.parametrize("kind", ["identify", "track", "logout", "invalid", "duplicate"])
     def test_key_order_and_no_line_for_library_calls(self, kind: str) -> None:
-        """to_json() keys come in SPEC §2 order, with no line for library calls."""
+        """to_json() keys come in docs/decisions.md order, with no line for library calls."""
         engine = Engine("helpshift")
         engine.identify({"userId": "u0"}, session="s", id="dup", ts=TS)
         if kind == "identify":

@@ -1,4 +1,4 @@
-"""Stage 1: parsing one log line into an Event or an InvalidEvent (SPEC §1)."""
+"""Stage 1: parsing one log line into an Event or an InvalidEvent (docs/events.md)."""
 
 from __future__ import annotations
 

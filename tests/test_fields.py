@@ -1,4 +1,4 @@
-"""Stage 4: field checks and policies (fields.py), against SPEC §4 "Field policies"."""
+"""Stage 4: field checks and policies (fields.py), against docs/rules.md "Field policies"."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What one event reads never grows with how many profiles share its key (SPEC §3 matching)."""
+"""What one event reads never grows with how many profiles share its key (docs/stores.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Match keys: two values share a key only when they differ by letter case alone (SPEC §3)."""
+"""Match keys: two values share a key only when they differ by case alone (docs/stores.md)."""
 
 from __future__ import annotations
 

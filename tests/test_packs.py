@@ -642,7 +642,7 @@ class TestHelpshift:
 
 
 class TestStrict:
-    """strict (SPEC §4): "the recommended secure default for new integrations\"."""
+    """strict (docs/rules.md): "the recommended secure default for new integrations\"."""
 
     @pytest.mark.parametrize(
         "placeholder", ["undefined", "NULL", "None", "[object Object]", "0", "-1", "guest", ""]

@@ -1,4 +1,4 @@
-"""Stage 6: resolution (plan.py) through the Engine with a memory store (SPEC §4 matching)."""
+"""Stage 6: resolution (plan.py) through the Engine with a memory store (docs/rules.md matching)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Security tests of the proof stage (SPEC §4 "Verification"): HMAC and JWT proofs, failure
+"""Security tests of the proof stage (docs/rules.md "Verification"): HMAC and JWT proofs, failure
 policies, modes, rotation, protected profiles, secrets, and that no secret, signature or token
 ever leaks into a decision, an export line or the command line's output."""
 

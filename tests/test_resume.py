@@ -1,4 +1,4 @@
-"""Crash-safe resumable replay (SPEC §3, §6): a `replay --store` killed at any moment (SIGKILL,
+"""Crash-safe resumable replay (docs/stores.md): a `replay --store` killed at any moment (SIGKILL,
 no chance to clean up) and run again with the same arguments ends with the same decisions
 file and the same store as a run that was never interrupted; nothing lost, nothing twice.
 

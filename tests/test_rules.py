@@ -1,4 +1,4 @@
-"""Rules files (SPEC §4, §6 ``check``): shipped packs, located errors, ``extends``,
+"""Rules files (docs/rules.md, §6 ``check``): shipped packs, located errors, ``extends``,
 provenance of every knob, the sha256 of the effective form, the schema validator."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stores (SPEC §3): memory and SQLite decide alike; the SQLite file's schema, transactions,
+"""Stores (docs/stores.md): memory and SQLite decide alike; the SQLite file's schema, transactions,
 two processes on one file, refusal of a non-SQLite file, and durability across reopenings."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Strict JSON everywhere (SPEC §1): a number JSON cannot carry (NaN, Infinity, a literal that
+"""Strict JSON everywhere (docs/events.md): a number JSON cannot carry (NaN, Infinity, a number that
 overflows to infinity such as ``1e400``, an integer too long to read) makes an event malformed
 and a token invalid; it never reaches a decision, the store or the export, and never stops a
 replay with an exception. A UTF-8 byte order mark before a log's first line is ignored."""

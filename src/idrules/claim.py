@@ -24,7 +24,7 @@ from .proof import Prover
 from .rules.model import Ruleset
 
 Verdict = Literal["proceed", "anonymous", "reject"]
-#: the identity of a call whose proof failed: none of its values passed (SPEC §2)
+#: the identity of a call whose proof failed: none of its values passed (docs/decisions.md)
 UNPROVEN = Identity()
 
 
@@ -62,7 +62,7 @@ class Intake:
         if proof.claims is not None:  # a token: the identity comes from its claims alone
             mapped = self._dialect.from_claims(proof.claims)
         checked = self._fields.check(mapped.values)
-        if proof.verified:  # matched only by what the proof vouches for (SPEC §4)
+        if proof.verified:  # matched only by what the proof vouches for (docs/rules.md)
             checked = checked.keyed_by(proof.covers)
         filtered = self._attributes.filter(mapped.attributes, mapped.attributes_given)
         reasons = (*proof.reasons, *checked.reasons, *filtered.reasons)

@@ -1,4 +1,4 @@
-"""The decision: what one event resolved to and every rule that shaped it (SPEC §2).
+"""The decision: what one event resolved to and every rule that shaped it (docs/decisions.md).
 
 Decisions are frozen values. :meth:`Decision.to_json` gives the canonical line a replay
 writes: fixed key order, no spaces, UTF-8 text, attributes sorted, so two replays of one log
@@ -135,7 +135,7 @@ class Decision:
         return [reason.code for reason in self.reasons]
 
     def to_dict(self) -> dict[str, Any]:
-        """SPEC §2's form, keys in their documented order."""
+        """docs/decisions.md's form, keys in their documented order."""
         out: dict[str, Any] = {"event_id": self.event_id}
         if self.line is not None:
             out["line"] = self.line

@@ -22,7 +22,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JSON_SPACE = " \t\n\r"
 
 
-#: the UTF-8 byte order mark some editors put before a file's first line (SPEC §1: ignored)
+#: the UTF-8 byte order mark some editors put before a file's first line (docs/events.md: ignored)
 BOM = b"\xef\xbb\xbf"
 
 
@@ -174,7 +174,7 @@ def invalid_value(obj: Any, problem: str, line: int | None = None) -> InvalidEve
 
 
 def parse_object(obj: Any, line: int | None = None) -> Event | InvalidEvent:
-    """Check a decoded JSON value against SPEC §1 and build the event."""
+    """Check a decoded JSON value against docs/events.md and build the event."""
     if not isinstance(obj, dict):
         return InvalidEvent(None, "event is not a JSON object", line)
     event_id = _read_id(obj)

@@ -59,7 +59,7 @@ class CheckedIdentity:
 
     def keyed_by(self, covered: frozenset[str]) -> CheckedIdentity:
         """These fields with the match keys of identifiers outside ``covered`` removed: a
-        verified call is matched only by what its proof vouches for (SPEC §4), so a value it
+        verified call is matched only by what its proof vouches for (docs/rules.md), so a value it
         did not sign can neither send it to another profile nor, through a conflict, refuse
         it; the value itself is kept (a contact email, say), without a key."""
         if all(name in covered or self.key(name) is None for name in IDENTIFIERS):
@@ -200,7 +200,7 @@ class FieldChecker:
 
 
 class IdentityChecker:
-    """Checks every identity field of a call and applies ``required`` (SPEC §4)."""
+    """Checks every identity field of a call and applies ``required`` (docs/rules.md)."""
 
     def __init__(self, ruleset: Ruleset) -> None:
         emails = EmailCache()  # one per engine: its checks of inline emails share it

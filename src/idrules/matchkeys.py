@@ -1,7 +1,7 @@
 """Match keys: the one place that says when two values name the same person.
 
 A match key decides who is the same person, so two different people must never share one
-(SPEC §3). Full Unicode case folding (``str.casefold``) joins different addresses and ids:
+(docs/stores.md). Full Unicode case folding (``str.casefold``) joins different addresses and ids:
 ``ß``/``ss``, ``ſ``/``s``, ``ﬁ``/``fi``, ``ς``/``σ``, and ``straße.de`` is another domain than
 ``strasse.de``. So a key only ever lower-cases, one character to one character:
 

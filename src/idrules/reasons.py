@@ -14,7 +14,7 @@ import attrs
 
 
 class Code(StrEnum):
-    """Every fixed reason code (SPEC §5, and the ones idrules adds). A member is its text, so
+    """Every fixed reason code (docs/reasons.md, idrules' own too). A member is its text, so
     a decision's JSON carries the code itself."""
 
     EVENT_INVALID = "event.invalid"

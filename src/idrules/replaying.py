@@ -120,8 +120,8 @@ def _replay(
 
 
 def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
-    """``lines`` with a byte order mark before the first one dropped (SPEC §1). The first line
-    is peeled off rather than every line tested: the loop over the rest stays as it was."""
+    """``lines`` with a byte order mark before the first one dropped (docs/events.md). The first
+    line is peeled off rather than every line tested: the loop over the rest stays as it was."""
     rest = iter(lines)
     first = next(rest, None)
     if first is None:

@@ -251,7 +251,7 @@ def log_lines(source: str) -> Iterator[bytes]:
 
 
 def first_without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
-    """``lines`` with a byte order mark before the first one dropped (SPEC §1; ``replay`` does
+    """``lines`` with a byte order mark before the first one dropped (docs/events.md; replay does
     this itself, ``diff`` gets its lines from here)."""
     for number, raw in enumerate(lines):
         yield strip_bom(raw) if number == 0 else raw

@@ -1,4 +1,4 @@
-"""Planning of an identify: resolution against the store (SPEC §4 ``matching``).
+"""Planning of an identify: resolution against the store (docs/rules.md ``matching``).
 
 Look the claim's match keys up in ``precedence`` order; the first that finds an active
 profile decides. A profile found by email is checked against the call's user id: none on the

@@ -1,4 +1,4 @@
-"""Planning of sessions and anonymous profiles (SPEC §4 ``anonymous``).
+"""Planning of sessions and anonymous profiles (docs/rules.md ``anonymous``).
 
 A session acts as one profile at a time: an identified one, or its own anonymous profile,
 made on first use. This module decides what becomes of the anonymous profile at identify

@@ -1,7 +1,7 @@
 """The typed, frozen ruleset: what the rules file says, after ``extends``, defaults and schema.
 
 These classes hold knob values only. Where each knob was written (file and line) is kept
-beside them in :class:`Provenance`, so a decision can cite ``helpshift.yaml:14
+beside them in :class:`Provenance`, so a decision can cite ``helpshift.yaml:NN
 fields.user_id.max_length`` without the model having to carry locations in every value.
 """
 

@@ -199,7 +199,7 @@ class DurableStore(Store, Protocol):
 
 
 def export_rows(store: Store) -> Iterator[dict[str, Any]]:
-    """The profiles as SPEC §3 lines (dicts in documented key order), creation order."""
+    """The profiles as docs/stores.md lines (dicts in documented key order), creation order."""
     for p in store.profiles():
         yield {
             "profile": p.id,
