@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from idrules import Decision, Engine, Identity, Reason, RulesetRef
+from idrules import Citation, Decision, Engine, Identity, Reason, RulesetRef
 from idrules.decision import dumps, fingerprint
 
 REF = RulesetRef("helpshift", "1", "ab" * 32)
@@ -30,8 +30,13 @@ def full() -> Decision:
         identity=Identity("u_1", "ada@example.com", "Adá", None, True),
         attributes={"zeta": 1, "alpha": {"b": 2, "a": 1}},
         reasons=(
-            Reason("match.email", "helpshift.yaml:75 matching.precedence", "email"),
-            Reason("profile.updated", "x.yaml:3 matching.update_on_match", "name", "détail"),
+            Reason("match.email", Citation.parse("helpshift.yaml:75 matching.precedence"), "email"),
+            Reason(
+                "profile.updated",
+                Citation.parse("x.yaml:3 matching.update_on_match"),
+                "name",
+                "détail",
+            ),
         ),
     )
 
@@ -79,8 +84,13 @@ class TestToJson:
     def test_reason_omits_empty_field_and_detail(self) -> None:
         """A reason lists code and rule always, field and detail only when set."""
         assert Reason("event.invalid", None).to_dict() == {"code": "event.invalid", "rule": None}
-        assert list(Reason("a", "r", "f", "d").to_dict()) == ["code", "rule", "field", "detail"]
-        assert Reason("a", "r", detail="d").to_dict() == {"code": "a", "rule": "r", "detail": "d"}
+        cited = Citation("r.yaml", 1, "k")
+        assert list(Reason("a", cited, "f", "d").to_dict()) == ["code", "rule", "field", "detail"]
+        assert Reason("a", cited, detail="d").to_dict() == {
+            "code": "a",
+            "rule": "r.yaml:1 k",
+            "detail": "d",
+        }
 
     def test_equal_decisions_give_equal_bytes(self) -> None:
         """Attribute insertion order does not change the bytes."""
@@ -196,7 +206,10 @@ class TestToJsonParts:
             tuple(merged),
             Identity(names[0], names[1], None, 'ava"tar', False),
             attributes,
-            tuple(Reason("c.ode", rule, "f", detail) for rule, detail in details),
+            tuple(
+                Reason("c.ode", Citation("f.yaml", 1, rule), "f", detail)
+                for rule, detail in details
+            ),
             line,
         )
         assert decision.to_json() == dumps(decision.to_dict())

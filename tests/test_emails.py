@@ -62,7 +62,7 @@ class TestEmailCache:
                 f"user.{n}@example.com",
                 None,
             )
-        assert cache._domains.keys() == ["Example.COM"]
+        assert list(cache._domains) == ["Example.COM"]
 
     def test_special_mailbox_names_take_the_library_path(self) -> None:
         """Case-insensitive mailbox names (RFC 2142) are lower-cased as the library does."""

@@ -11,60 +11,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from contextlib import suppress
-from typing import Generic, TypeVar, overload
+from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-D = TypeVar("D")
 
 
-class BoundedCache(Generic[K, V]):
-    """A map of at most ``limit`` entries that forgets its oldest one first."""
+class BoundedCache(dict[K, V]):
+    """A dict of at most ``limit`` entries that forgets its oldest one first: write through
+    :meth:`put` (reads are the dict's own, at C speed: caches sit on the per-event path)."""
 
-    __slots__ = ("_data", "limit")
+    __slots__ = ("limit",)
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("a cache holds at least one entry")
+        super().__init__()
         self.limit = limit
-        self._data: dict[K, V] = {}
-
-    def __contains__(self, key: K) -> bool:
-        return key in self._data
-
-    def __getitem__(self, key: K) -> V:
-        return self._data[key]
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    @overload
-    def get(self, key: K) -> V | None: ...
-
-    @overload
-    def get(self, key: K, default: D) -> V | D: ...
-
-    def get(self, key: K, default: object = None) -> object:
-        return self._data.get(key, default)
 
     def put(self, key: K, value: V) -> V:
         """Remember ``value`` under ``key`` (forgetting the oldest entry when full)."""
-        data = self._data
-        if key not in data and len(data) >= self.limit:
+        if len(self) >= self.limit and key not in self:
             # emptied or changed by another thread meanwhile: nothing to forget
-            with suppress(StopIteration, RuntimeError):
-                data.pop(next(iter(data)), None)
-        data[key] = value
+            with suppress(StopIteration, RuntimeError, KeyError):
+                del self[next(iter(self))]
+        self[key] = value
         return value
-
-    def pop(self, key: K) -> V | None:
-        return self._data.pop(key, None)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def keys(self) -> list[K]:
-        return list(self._data)
 
 
 def memoized(function: Callable[[K], V], limit: int) -> Callable[[K], V]:

@@ -20,7 +20,7 @@ from .attributes import AttributeFilter
 from .decision import Identity, Reason
 from .dialect import Dialect
 from .fields import IdentityChecker
-from .proof import Prover
+from .proof import NO_PROOF, Prover
 from .rules.model import Ruleset
 
 Verdict = Literal["proceed", "anonymous", "reject"]
@@ -57,8 +57,12 @@ class Intake:
     def identify(self, payload: Mapping[str, Any], ts: int) -> Claim:
         """The claim of an ``identify`` payload at the event's time ``ts`` (µs)."""
         mapped = self._dialect.map(payload)
-        asserted = self._fields.carries_identifier(mapped.values)
-        proof = self._prover.verify(mapped.values, ts, asserted)
+        prover = self._prover
+        if prover.checks:
+            asserted = self._fields.carries_identifier(mapped.values)
+            proof = prover.verify(mapped.values, ts, asserted)
+        else:
+            proof = NO_PROOF
         if proof.claims is not None:  # a token: the identity comes from its claims alone
             mapped = self._dialect.from_claims(proof.claims)
         checked = self._fields.check(mapped.values)
@@ -66,30 +70,25 @@ class Intake:
             checked = checked.keyed_by(proof.covers)
         filtered = self._attributes.filter(mapped.attributes, mapped.attributes_given)
         reasons = (*proof.reasons, *checked.reasons, *filtered.reasons)
-        user_key, email_key = checked.key("user_id"), checked.key("email")
+        fields = checked.fields
+        user_id, email = fields["user_id"], fields["email"]
+        user_key, email_key = user_id.key, email.key
+        failed = checked.failed
         verdict: Verdict
-        if proof.refuse or checked.failed == "reject" or filtered.reject:
+        if proof.refuse or failed == "reject" or filtered.reject:
             verdict = "reject"
-        elif (
-            proof.anonymous
-            or checked.failed == "anonymous"
-            or (user_key, email_key)
-            == (
-                None,
-                None,
-            )
-        ):
+        elif proof.anonymous or failed == "anonymous" or (user_key is None and email_key is None):
             verdict = "anonymous"
         else:
             verdict = "proceed"
-        if proof.failed:
+        if proof.refuse or proof.anonymous:
             identity = UNPROVEN
         else:
             identity = Identity(
-                checked.value("user_id"),
-                checked.value("email"),
-                checked.value("name"),
-                checked.value("avatar"),
+                user_id.value,
+                email.value,
+                fields["name"].value,
+                fields["avatar"].value,
                 proof.verified,
             )
         return Claim(identity, user_key, email_key, filtered.kept, reasons, verdict)

@@ -27,9 +27,16 @@ class Citation:
     source: str
     line: int
     knob: str
+    #: the citation as a decision shows it (made once: reasons are built on the hot path)
+    text: str = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda c: f"{c.source}:{c.line} {c.knob}", takes_self=True),
+    )
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line} {self.knob}"
+        return self.text
 
     @classmethod
     def parse(cls, text: str) -> Citation:
@@ -55,7 +62,8 @@ class Reason:
     @property
     def rule(self) -> str | None:
         """The citation as a decision shows it: ``file:line knob``, or None."""
-        return None if self.citation is None else str(self.citation)
+        citation = self.citation
+        return None if citation is None else citation.text
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "rule": self.rule}

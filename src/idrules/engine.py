@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from ._errors import StoreConflict
@@ -43,14 +44,21 @@ _ATTEMPTS = 20
 _BACKOFF_S = 0.002
 
 
+def _no_record() -> None:
+    return None
+
+
+_NO_RECORD = _no_record
+
+
 def _sealer(
     decision: Decision, journal: Sealer | None, keep: bool
 ) -> Callable[[], DecisionRecord | None]:
     """What the store calls once the event's writes are in: the journal seals and writes the
     decision; the record goes to a store that keeps records."""
     if journal is not None:
-        return lambda: journal.seal(decision, keep)
-    return lambda: record_of(decision) if keep else None
+        return partial(journal.seal, decision, keep)
+    return partial(record_of, decision) if keep else _NO_RECORD
 
 
 class Engine:

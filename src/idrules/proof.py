@@ -108,6 +108,8 @@ class Prover:
     def __init__(self, ruleset: Ruleset, keys: Mapping[str, bytes]) -> None:
         rules = ruleset.verification
         self._mode = rules.mode
+        #: whether :meth:`verify` asks if the call asserts an identity (only proof needs to)
+        self.checks = rules.mode != "disabled"
         self._jwt = rules.method == "jwt"
         self._keys = dict(keys)
         self._hmac_keys = [

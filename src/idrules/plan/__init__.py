@@ -12,6 +12,8 @@ profiles, logout, activity), :mod:`.cited` (the reasons it gives, with their cit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..claim import Claim
 from ..decision import Decision, Reason, RulesetRef
 from ..events import Event, InvalidEvent
@@ -34,6 +36,10 @@ class Planner:
         self._cited = Cited(ruleset)
         self._sessions = Sessions(ruleset, self._cited, self.ref)
         self._resolver = Resolver(ruleset, self._cited, self.ref, self._sessions)
+        # the per-event entry points, bound once (no extra call per event)
+        self.identify = self._resolver.identify
+        self.logout = self._sessions.logout
+        self.track = self._sessions.track
 
     def invalid(self, event: InvalidEvent) -> Plan:
         """A malformed event: refused, and its id (if one could be read) recorded."""
@@ -48,14 +54,9 @@ class Planner:
         )
         return Plan(decision, Changes(None))
 
-    def identify(self, event: Event, claim: Claim, store: StoreReader) -> Plan:
-        """An identify, from the claim its payload made."""
-        return self._resolver.identify(event, claim, store)
-
-    def logout(self, event: Event, store: StoreReader) -> Plan:
-        """A logout, or ``identify(null)``."""
-        return self._sessions.logout(event, store)
-
-    def track(self, event: Event, email: Claim | None, store: StoreReader) -> Plan:
-        """A track, with the claim of its inline email if it carries one."""
-        return self._sessions.track(event, email, store)
+    #: ``identify(event, claim, store)``: an identify, from the claim its payload made;
+    #: ``logout(event, store)``: a logout, or ``identify(null)``; ``track(event, email,
+    #: store)``: a track, with the claim of its inline email if it carries one
+    identify: Callable[[Event, Claim, StoreReader], Plan]
+    logout: Callable[[Event, StoreReader], Plan]
+    track: Callable[[Event, Claim | None, StoreReader], Plan]

@@ -70,12 +70,14 @@ class Draft:
 
     def by_user_key(self, key: str) -> Profile | None:
         """The active profile holding this user id key, as this event left it."""
-        for write in self._profiles.values():  # this event's writes: a handful
-            p = write.after
-            if p.user_key == key and p.state == "active":
-                return p
+        written = self._profiles
+        if written:
+            for write in written.values():  # this event's writes: a handful
+                p = write.after
+                if p.user_key == key and p.state == "active":
+                    return p
         found = self.store.by_user_key(key)
-        if found is not None and found.id in self._profiles:
+        if found is not None and written and found.id in written:
             return None  # this event moved the key away or ended the profile (seen above)
         return found
 
@@ -143,7 +145,7 @@ class Draft:
         """What differs from the store as read, by value: a profile or a session put back as
         it was read is not written."""
         profiles = (
-            tuple([w for w in self._profiles.values() if w.after != w.before])
+            tuple([w for w in self._profiles.values() if w.before is None or w.after != w.before])
             if self._profiles
             else ()
         )

@@ -85,8 +85,9 @@ class Resolver:
             d.reasons.append(c.protected)
             return d.unchanged(self.ref, "rejected", identity)
         created = promoted = False
+        changed = True
         if found is not None:
-            target = self._update_found(d, found, claim, attach)
+            target, changed = self._update_found(d, found, claim, attach)
         else:
             anon = self.sessions.promotable(d, session)
             if anon is not None:
@@ -97,7 +98,8 @@ class Resolver:
         merged: tuple[str, ...] = ()
         if session is not None:
             merged = self.sessions.enter(d, session, target, promoted)
-        d.put(target)  # written only if it differs from the store (Draft.changes)
+        if changed:
+            d.put(target)
         decision = Decision(
             d.event.id,
             "identified",
@@ -179,8 +181,11 @@ class Resolver:
             **_identified_as(claim),
         )
 
-    def _update_found(self, d: Draft, found: Profile, claim: Claim, attach: bool) -> Profile:
-        """The profile found, with what the call changes in it (``update_on_match``)."""
+    def _update_found(
+        self, d: Draft, found: Profile, claim: Claim, attach: bool
+    ) -> tuple[Profile, bool]:
+        """The profile found, with what the call changes in it (``update_on_match``), and
+        whether it changes at all."""
         identity = claim.identity
         changes: dict[str, Any] = {}
         if attach:
@@ -207,7 +212,9 @@ class Resolver:
                 d.reasons.append(self.c.updated["attributes"])
         if identity.verified and not found.verified:
             changes["verified"] = True
-        return attrs.evolve(found, **changes) if changes else found
+        if not changes:
+            return found, False
+        return attrs.evolve(found, **changes), True
 
     def _promote(self, d: Draft, anon: Profile, claim: Claim) -> Profile:
         d.reasons.append(self.c.promoted)

@@ -109,7 +109,7 @@ class MemoryStore:
 
     def _put_profile(self, after: Profile, before: Profile | None) -> None:
         old = before if before is not None else self._profiles.get(after.id)
-        if is_nested(after.attributes):
+        if after.attributes and is_nested(after.attributes):
             after = attrs.evolve(after, attributes=detached(after.attributes))
         self._profiles[after.id] = after
         if old is not None:

@@ -64,11 +64,11 @@ class ReadCache:
         if moved or before.user_key != after.user_key:
             for key in (before.user_key, after.user_key):
                 if key is not None:
-                    self.user_keys.pop(key)
+                    self.user_keys.pop(key, None)
         if moved or before.email_key != after.email_key:
             for key in (before.email_key, after.email_key):
                 if key is not None:
-                    self.email_keys.pop(key)
+                    self.email_keys.pop(key, None)
 
 
 def owned(p: Profile) -> Profile:
