@@ -22,12 +22,6 @@ SLOW = {
     "test_resume.py::TestKillAndResume::test_killed_anywhere_resumes_to_the_same_bytes": (
         "kills a real replay at 52 points and resumes each (about 100 s)"
     ),
-    "test_properties.py::TestDeterminism::test_replay_twice_gives_same_bytes": (
-        "hypothesis: replays a generated log twice per pack, 30 examples (about 60 s)"
-    ),
-    "test_properties.py::TestDeterminism::test_sqlite_store_gives_same_bytes_as_memory": (
-        "hypothesis: memory against SQLite replays, 30 examples (about 40 s)"
-    ),
     "test_session_laws.py::TestSessionLaws::test_laws_hold_for_any_sequence": (
         "hypothesis: 2,000 multi-session sequences replayed twice (about 20 s)"
     ),
