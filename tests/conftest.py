@@ -1,12 +1,16 @@
 """Suite-wide configuration: the ``slow`` marker.
 
-A handful of tests take most of the suite's time: hypothesis runs that replay whole logs
-hundreds of times, and the sweep that kills a replay at dozens of points. They are marked
-``slow`` here, by test id, so that CI's second run (the floors: every dependency at the
-lowest version pyproject.toml allows, see constraints/floors.txt and .ci/run) can run
-everything else with ``-m "not slow"`` and stay within its time budget. The slow tests
-exercise the same library calls as the fast ones, only many more times; the first CI run, on
-current versions, runs them all.
+CI runs the suite twice (.ci/run): in full with current versions, then in a second virtualenv
+with every dependency at the lowest version pyproject.toml allows (constraints/floors.txt).
+Two full runs do not fit CI's time budget (well under 10 minutes on 2 cores; the suite alone
+takes about 4.5), so the floors run is ``pytest -m "not slow"``, and ``slow`` marks, by test
+id below, the runs that repeat through real processes what other tests check in process:
+sweeps that kill or interrupt a replay at many points, the session laws' thousands of
+generated sequences, and the scenario files, each replayed twice through the command line.
+What the floors run keeps (about 1,100 tests, half the suite's time) still loads every pack
+and rules file (PyYAML, jsonschema, google-re2), checks emails (email-validator), verifies
+HMACs and JWTs (PyJWT), builds decisions and rules (attrs, cattrs), decides into SQLite with
+its transactions, failures and reopenings (sqlite-utils) and runs every command (click).
 
 Shared helpers live in ``support.py`` and ``cli_support.py`` (import them from there:
 pytest discourages importing conftest).
@@ -14,36 +18,63 @@ pytest discourages importing conftest).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-#: test id (file::class::name, parameters left off) -> why it is slow. Keep each entry's
-#: reason; an entry that no longer names a test is an error on a full run (below).
+TESTS = Path(__file__).resolve().parent
+
+#: test id, or the id of a class or of a parametrized test (every test under it), relative
+#: to tests/ -> why the floors run leaves it out. On a run of the whole suite, an entry that
+#: names no test is an error, so a rename cannot quietly put a slow test back.
 SLOW = {
     "test_resume.py::TestKillAndResume::test_killed_anywhere_resumes_to_the_same_bytes": (
-        "kills a real replay at 52 points and resumes each (about 100 s)"
+        "kills a real replay at 52 points and resumes each (the suite's longest test, ~2 min)"
+    ),
+    "test_resume.py::TestInterrupt": (
+        "interrupts real replays at 16 points; TestTransactions in test_store.py checks the "
+        "rollback of a failed event in process"
     ),
     "test_session_laws.py::TestSessionLaws::test_laws_hold_for_any_sequence": (
-        "hypothesis: 2,000 multi-session sequences replayed twice (about 20 s)"
+        "hypothesis: 2,000 multi-session sequences, each replayed twice (~25 s)"
+    ),
+    "test_scenarios.py::test_scenario": (
+        "each scenario file replayed twice through the real command line (~2 min together); "
+        "test_packs.py, test_plan.py and test_proof.py check the same rules in process"
+    ),
+    "test_conformance.py::test_conformance_scenario": (
+        "the shared scenarios, run as test_scenarios.py runs the project's own"
     ),
 }
 
 
-def _test_id(item: pytest.Item) -> str:
-    """The item's id relative to tests/, without parameters (``file::Class::test``)."""
-    return item.nodeid.split("[", 1)[0].removeprefix("tests/")
+def _entry(item: pytest.Item) -> str | None:
+    """The SLOW entry covering ``item``, if any."""
+    test_id = item.nodeid.split("[", 1)[0].removeprefix("tests/")
+    for entry in SLOW:
+        if test_id == entry or test_id.startswith(entry + "::"):
+            return entry
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m and -k deselect: "not slow" must see the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the SLOW tests; on a run of the whole suite, every SLOW entry must name a test
-    (a renamed test would otherwise leave the floors run silently slower)."""
-    found = set()
+    of its file (a module that skips itself, as test_conformance.py does without the shared
+    scenarios, has none to name)."""
+    found, files = set(), set()
     for item in items:
-        test_id = _test_id(item)
-        if test_id in SLOW:
+        files.add(item.nodeid.removeprefix("tests/").split("::", 1)[0])
+        entry = _entry(item)
+        if entry is not None:
             item.add_marker(pytest.mark.slow)
-            found.add(test_id)
+            found.add(entry)
     if config.args_source is pytest.Config.ArgsSource.TESTPATHS:
-        stale = sorted(set(SLOW) - found)
+        stale = [
+            entry
+            for entry in SLOW
+            if entry not in found
+            and (entry.split("::", 1)[0] in files or not (TESTS / entry.split("::")[0]).exists())
+        ]
         if stale:
             raise pytest.UsageError(f"tests/conftest.py SLOW names no test: {', '.join(stale)}")
