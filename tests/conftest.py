@@ -12,17 +12,34 @@ and rules file (PyYAML, jsonschema, google-re2), checks emails (email-validator)
 HMACs and JWTs (PyJWT), builds decisions and rules (attrs, cattrs), decides into SQLite with
 its transactions, failures and reopenings (sqlite-utils) and runs every command (click).
 
+Under CI (``CI`` set, as .ci/run runs) hypothesis is derandomized, with no example database, in
+every hypothesis version the two runs install: a verdict on a tree is the same on every run,
+as recent hypothesis versions do by themselves under CI. Locally, each run explores anew.
+
 Shared helpers live in ``support.py`` and ``cli_support.py`` (import them from there:
 pytest discourages importing conftest).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 TESTS = Path(__file__).resolve().parent
+
+if os.environ.get("CI"):
+    settings.register_profile(
+        "idrules-ci",
+        derandomize=True,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    settings.load_profile("idrules-ci")
 
 #: test id, or the id of a class or of a parametrized test (every test under it), relative
 #: to tests/ -> why the floors run leaves it out. On a run of the whole suite, an entry that
