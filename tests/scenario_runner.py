@@ -38,6 +38,7 @@ from typing import Any
 
 import attrs
 import yaml
+from support import EXPORT_KEYS
 
 OUTCOMES = frozenset(("identified", "anonymous", "rejected", "logged_out", "recorded", "duplicate"))
 #: SPEC §5, except the ``<field>.<check>`` family, matched by :data:`_FIELD_CODE`
@@ -81,22 +82,7 @@ _FIELD_CODE = re.compile(
 )
 #: a reason's ``rule`` when it cites a rules file: ``file.yaml:LINE knob``
 _CITATION = re.compile(r"^([^ ]+\.yaml):(\d+) (\S+)$")
-EXPORT_FIELDS = frozenset(
-    (
-        "profile",
-        "user_id",
-        "email",
-        "name",
-        "avatar",
-        "verified",
-        "anonymous",
-        "state",
-        "attributes",
-        "sessions",
-        "activity",
-        "merged_into",
-    )
-)
+EXPORT_FIELDS = frozenset(EXPORT_KEYS)
 SCENARIO_KEYS = frozenset(
     (
         "name",

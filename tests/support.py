@@ -24,6 +24,21 @@ SECRETS = {"current": SECRET}
 #: the moment every test clock starts from
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0_S = int(T0.timestamp())
+#: the keys of an export line, in order (SPEC §3)
+EXPORT_KEYS = [
+    "profile",
+    "user_id",
+    "email",
+    "name",
+    "avatar",
+    "verified",
+    "anonymous",
+    "state",
+    "attributes",
+    "sessions",
+    "activity",
+    "merged_into",
+]
 
 
 # time and proofs ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from cli_support import (
     command,
     write_events,
 )
-from support import hmac_hex
+from support import EXPORT_KEYS, hmac_hex
 
 from idrules import Engine, MemoryStore, export_rows
 from idrules.replay import replay
@@ -31,20 +31,6 @@ DATA = Path(__file__).resolve().parent / "data"
 EVENTS = DATA / "events" / "helpshift.jsonl"
 SECRET = "cli-tests-secret-0123456789abcdef0123456789abcdef"
 WRONG_SECRET = "not-the-right-secret-0123456789abcdef0123456789"
-EXPORT_KEYS = [
-    "profile",
-    "user_id",
-    "email",
-    "name",
-    "avatar",
-    "verified",
-    "anonymous",
-    "state",
-    "attributes",
-    "sessions",
-    "activity",
-    "merged_into",
-]
 
 
 def decisions(text: str) -> list[dict]:
