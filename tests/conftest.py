@@ -2,19 +2,20 @@
 
 CI runs the suite twice (.ci/run): in full with current versions, then in a second virtualenv
 with every dependency at the lowest version pyproject.toml allows (constraints/floors.txt).
-Two full runs do not fit CI's time budget (well under 10 minutes on 2 cores; the suite alone
-takes about 4.5), so the floors run is ``pytest -m "not slow"``, and ``slow`` marks, by test
-id below, the runs that repeat through real processes what other tests check in process:
-sweeps that kill or interrupt a replay at many points, the session laws' thousands of
-generated sequences, and the scenario files, each replayed twice through the command line.
-What the floors run keeps (about 1,100 tests, half the suite's time) still loads every pack
-and rules file (PyYAML, jsonschema, google-re2), checks emails (email-validator), verifies
-HMACs and JWTs (PyJWT), builds decisions and rules (attrs, cattrs), decides into SQLite with
-its transactions, failures and reopenings (sqlite-utils) and runs every command (click).
+Two full runs do not fit CI's time budget (well under 10 minutes on 2 cores; the suite takes
+about 4.5), so the floors run is ``pytest -m "not slow"``, and ``slow`` marks, by test id
+below, the runs that repeat through real processes what other tests check in process: sweeps
+that kill or interrupt a replay at many points, the session laws' thousands of generated
+sequences, and the scenario files, each replayed twice through the command line (about 60
+tests, 40% of the suite's time). What the floors run keeps still loads every pack and rules
+file (PyYAML, jsonschema, google-re2), checks emails (email-validator), verifies HMACs and
+JWTs (PyJWT), builds decisions and rules (attrs, cattrs), decides into SQLite with its
+transactions, failures and reopenings (sqlite-utils) and runs every command (click).
 
-Under CI (``CI`` set, as .ci/run runs) hypothesis is derandomized, with no example database, in
-every hypothesis version the two runs install: a verdict on a tree is the same on every run,
-as recent hypothesis versions do by themselves under CI. Locally, each run explores anew.
+Under CI (``CI`` set, as .ci/run sets it) hypothesis is derandomized, with no example
+database, in every hypothesis version the two runs install (recent versions do so by
+themselves under CI; 6.100, the floor, does not), so a tree gets the same verdict on every
+run. Outside CI, each run explores anew.
 
 Shared helpers live in ``support.py`` and ``cli_support.py`` (import them from there:
 pytest discourages importing conftest).
