@@ -38,28 +38,14 @@ from typing import Any
 
 import attrs
 import yaml
+from support import EXPORT_KEYS
 
 from idrules.reasons import Check, is_known
 
 OUTCOMES = frozenset(("identified", "anonymous", "rejected", "logged_out", "recorded", "duplicate"))
 #: a reason's ``rule`` when it cites a rules file: ``file.yaml:LINE knob``
 _CITATION = re.compile(r"^([^ ]+\.yaml):(\d+) (\S+)$")
-EXPORT_FIELDS = frozenset(
-    (
-        "profile",
-        "user_id",
-        "email",
-        "name",
-        "avatar",
-        "verified",
-        "anonymous",
-        "state",
-        "attributes",
-        "sessions",
-        "activity",
-        "merged_into",
-    )
-)
+EXPORT_FIELDS = frozenset(EXPORT_KEYS)
 SCENARIO_KEYS = frozenset(
     (
         "name",

@@ -6,8 +6,6 @@ Secrets and signatures never appear in any output."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import pty
@@ -24,27 +22,15 @@ from cli_support import (
     command,
     write_events,
 )
+from support import EXPORT_KEYS, hmac_hex
 
-from idrules import Engine, MemoryStore, export_rows, replay
+from idrules import Engine, MemoryStore, export_rows
+from idrules.replay import replay
 
 DATA = Path(__file__).resolve().parent / "data"
 EVENTS = DATA / "events" / "helpshift.jsonl"
 SECRET = "cli-tests-secret-0123456789abcdef0123456789abcdef"
 WRONG_SECRET = "not-the-right-secret-0123456789abcdef0123456789"
-EXPORT_KEYS = [
-    "profile",
-    "user_id",
-    "email",
-    "name",
-    "avatar",
-    "verified",
-    "anonymous",
-    "state",
-    "attributes",
-    "sessions",
-    "activity",
-    "merged_into",
-]
 
 
 def decisions(text: str) -> list[dict]:
@@ -53,7 +39,7 @@ def decisions(text: str) -> list[dict]:
 
 def sign(user_id: str, secret: str = SECRET) -> str:
     """strict's proof: the hex HMAC-SHA256 of the user id."""
-    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+    return hmac_hex(user_id, secret)
 
 
 def event(event_id: str, payload: dict | None, session: str = "s1", kind: str = "identify") -> str:

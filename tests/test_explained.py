@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_packs import Run, cites, hmac_hex
+from support import Run, cites, hmac_hex
 
 
 class TestLogout:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_packs import Run, hmac_hex
+from support import Run, hmac_hex
 
 from idrules import Engine, MemoryStore, Profile, SqliteStore, Store, export_rows
 

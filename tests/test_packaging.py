@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = ROOT / "pyproject.toml"
+#: what CI's second run installs: every floor exactly (pip install -c FLOORS '.[test]')
+FLOORS = ROOT / "constraints" / "floors.txt"
 #: the lowest version of each dependency known to work, and why
 KNOWN_FLOORS = {
     "attrs": ((23, 2), "cached_property on slotted classes"),
@@ -25,12 +28,44 @@ KNOWN_FLOORS = {
 
 def floors() -> dict[str, tuple[int, ...]]:
     """Each dependency's declared minimum version, as a tuple of ints."""
-    declared = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    return declared_floors(tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"])
+
+
+def normalized(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def padded(version: tuple[int, ...]) -> tuple[int, ...]:
+    """A version without its trailing zeros: 23.2 and 23.2.0 are one version (PEP 440)."""
+    parts = list(version)
+    while parts and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def declared_floors(requirements: list[str]) -> dict[str, tuple[int, ...]]:
+    """Each ``name>=version`` requirement's floor, by normalized name."""
     out = {}
-    for requirement in declared:
+    for requirement in requirements:
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", requirement)
-        assert match, f"every dependency has a floor: {requirement}"
-        out[match.group(1).lower()] = tuple(int(part) for part in match.group(2).split("."))
+        assert match, f"every requirement has a floor: {requirement}"
+        out[normalized(match.group(1))] = tuple(int(p) for p in match.group(2).split("."))
+    return out
+
+
+def pinned() -> dict[str, tuple[int, ...]]:
+    """The ``name==version`` pins of constraints/floors.txt, by normalized name."""
+    out: dict[str, tuple[int, ...]] = {}
+    for line in FLOORS.read_text(encoding="utf-8").splitlines():
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([0-9.]+)", text)
+        assert match, f"constraints/floors.txt: not a name==version pin: {line!r}"
+        name = normalized(match.group(1))
+        assert name not in out, f"constraints/floors.txt pins {name} twice"
+        out[name] = tuple(int(p) for p in match.group(2).split("."))
     return out
 
 
@@ -60,3 +95,38 @@ class TestDependencyFloors:
         assert reason.json == '{"code":"event.invalid","rule":null,"detail":"x"}'
         assert reason.json is reason.json
         assert RulesetRef("r", "1", "0" * 64).json.startswith('{"name":"r"')
+
+
+class TestFloorsConstraints:
+    """constraints/floors.txt, which CI installs for its second run, pins exactly pyproject's
+    floors: the run tests the lowest versions a user's pip may choose, not others."""
+
+    @pytest.mark.parametrize("group", ["dependencies", "test"])
+    def test_every_requirement_pinned_at_its_floor(self, group: str) -> None:
+        """Each runtime dependency, and each tool of the test extra (pytest, hypothesis,
+        flask), is pinned to exactly the version its floor names."""
+        project = tomllib.loads(PYPROJECT.read_text())["project"]
+        if group == "dependencies":
+            wanted = declared_floors(project["dependencies"])
+        else:
+            wanted = declared_floors(project["optional-dependencies"][group])
+        pins = pinned()
+        assert set(wanted) <= set(pins), f"not pinned: {sorted(set(wanted) - set(pins))}"
+        for name, floor in wanted.items():
+            assert padded(pins[name]) == padded(floor), f"{name}: {pins[name]} is not {floor}"
+
+    def test_nothing_else_pinned(self) -> None:
+        """Only declared requirements are pinned: a stray pin would hold a transitive
+        dependency back without pyproject saying so."""
+        project = tomllib.loads(PYPROJECT.read_text())["project"]
+        declared = declared_floors(
+            [*project["dependencies"], *project["optional-dependencies"]["test"]]
+        )
+        assert set(pinned()) == set(declared)
+
+    def test_pins_are_read_as_pip_reads_them(self) -> None:
+        """The reader normalizes names and versions as pip does (PyYAML is pyyaml, 4.0 is 4)."""
+        assert normalized("PyYAML") == normalized("pyyaml") == "pyyaml"
+        assert normalized("email_validator") == "email-validator"
+        assert padded((23, 2, 0)) == padded((23, 2)) == (23, 2)
+        assert padded((4, 0)) == (4,) != padded((4, 0, 1))

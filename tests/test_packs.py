@@ -7,104 +7,16 @@ and clearAnonymousUserOnLogin) are the documented overrides of README.md.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
+from support import SECRET, T0_S, Run, cites, hmac_b64, hmac_hex, ident, override, token
 
-from idrules import Decision, Engine, export_rows, load_ruleset
+from idrules import load_ruleset
 
-SECRET = "s3cr3t-current-key-0123456789abcdef"
 NEW_SECRET = "n3w-r0tated-widget-secret-0123456789abcdef"
-SECRETS = {"current": SECRET}
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-T0_S = int(T0.timestamp())
 DAY = 86_400
-
-
-def iso(offset: float = 0) -> str:
-    return (T0 + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def hmac_hex(message: str, secret: str = SECRET) -> str:
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def hmac_b64(message: str, secret: str = SECRET) -> str:
-    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
-def token(claims: dict[str, Any], secret: str = SECRET, algorithm: str = "HS256") -> str:
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret, algorithm)
-
-
-def override(tmp_path: Path, text: str) -> Any:
-    path = tmp_path / "override.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_ruleset(path)
-
-
-class Run:
-    """An engine over a fresh store with automatic event ids; times are offsets from T0."""
-
-    def __init__(self, ruleset: Any, secrets: dict[str, str] | None = None) -> None:
-        self.engine = Engine(ruleset, secrets=SECRETS if secrets is None else secrets, environ={})
-        self.count = 0
-
-    def _next(self) -> str:
-        self.count += 1
-        return f"e{self.count}"
-
-    def identify(
-        self, payload: dict[str, Any] | None, session: str | None = "s1", at: float = 0
-    ) -> Decision:
-        return self.engine.identify(payload, session=session, id=self._next(), ts=iso(at))
-
-    def track(
-        self,
-        name: str = "vote",
-        session: str = "s1",
-        at: float = 0,
-        email: str | None = None,
-        properties: dict[str, Any] | None = None,
-    ) -> Decision:
-        return self.engine.track(
-            name,
-            session=session,
-            email=email,
-            properties=properties,
-            id=self._next(),
-            ts=iso(at),
-        )
-
-    def logout(self, session: str = "s1", at: float = 0) -> Decision:
-        return self.engine.logout(session=session, id=self._next(), ts=iso(at))
-
-    def rows(self) -> dict[str, dict[str, Any]]:
-        return {row["profile"]: row for row in export_rows(self.engine.store)}
-
-
-def cites(decision: Decision, code: str, knob: str, pack: str | None = None) -> Any:
-    """The reason ``code`` of ``decision``, checked to cite ``knob`` (in ``pack``'s file)."""
-    for r in decision.reasons:
-        if r.code == code:
-            assert r.rule is not None and r.rule.endswith(" " + knob), r.rule
-            if pack is not None:
-                assert r.rule.startswith(f"{pack}.yaml:"), r.rule
-            return r
-    raise AssertionError(f"no {code} in {decision.codes}")
-
-
-def ident(decision: Decision) -> tuple[Any, ...]:
-    i = decision.identity
-    assert i is not None
-    return (i.user_id, i.email, i.name, i.avatar, i.verified)
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,7 +27,7 @@ class TestQuackback:
 
     def qb_token(self, secret: str = SECRET, **claims: Any) -> str:
         base = {"sub": "user_123", "email": "ada@example.com", "iat": T0_S, "exp": T0_S + 300}
-        return token({**base, **claims}, secret)
+        return token({k: v for k, v in {**base, **claims}.items() if v is not None}, secret)
 
     def schema(self, tmp_path: Path) -> Any:
         return override(

@@ -5,61 +5,40 @@ ever leaks into a decision, an export line or the command line's output."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import os
-import subprocess
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cli_support
 import jwt
 import pytest
+import support
+from support import (
+    PREVIOUS,
+    SECRET,
+    SECRETS,
+    T0_S,
+    b64url,
+    hmac_b64,
+    hmac_hex,
+    iso,
+    override,
+    raw_token,
+    reason,
+    token,
+)
 
 from idrules import Decision, Engine, RulesError, SecretsError, export_rows, load_ruleset
 
-SECRET = "s3cr3t-current-key-0123456789abcdef"
-PREVIOUS = "pr3v10us-key-material-0123456789abcdef"
 OTHER = "an0ther-widget-secret-0123456789abcdef"
-SECRETS = {"current": SECRET}
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-T0_S = int(T0.timestamp())
 REGISTERED = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
 
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def iso(offset: float = 0, base: datetime = T0) -> str:
-    """RFC 3339 text for ``base`` + ``offset`` seconds (microsecond precision)."""
-    return (base + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def hmac_hex(message: str, secret: str = SECRET) -> str:
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def hmac_b64(message: str, secret: str = SECRET) -> str:
-    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def token(claims: dict[str, Any], secret: str = SECRET, algorithm: str = "HS256") -> str:
-    return jwt.encode(claims, secret, algorithm=algorithm)
-
-
-def raw_token(payload: bytes, header: bytes = b'{"alg":"HS256","typ":"JWT"}') -> str:
-    """A token signed by hand over exactly these bytes (for payloads PyJWT will not build)."""
-    signing_input = b64url(header) + "." + b64url(payload)
-    mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + b64url(mac)
 
 
 def qb_claims(**extra: Any) -> dict[str, Any]:
@@ -75,60 +54,15 @@ def qb_claims(**extra: Any) -> dict[str, Any]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def rules(tmp_path: Path, text: str, name: str = "rules.yaml") -> Any:
-    """An override written to ``tmp_path`` and loaded."""
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return load_ruleset(path)
+#: an override written to ``tmp_path / "rules.yaml"`` and loaded
+rules = partial(override, name="rules.yaml")
 
 
-class Run:
-    """An engine over a fresh store with automatic event ids; times are offsets from T0."""
+class Run(support.Run):
+    """support.Run, whose rows() are the export in creation order (a list)."""
 
-    def __init__(self, ruleset: Any, secrets: dict[str, str] | None = None) -> None:
-        self.engine = Engine(ruleset, secrets=SECRETS if secrets is None else secrets, environ={})
-        self.count = 0
-        self.decisions: list[Decision] = []
-
-    def _next(self) -> str:
-        self.count += 1
-        return f"e{self.count}"
-
-    def _keep(self, decision: Decision) -> Decision:
-        self.decisions.append(decision)
-        return decision
-
-    def identify(
-        self, payload: dict[str, Any] | None, session: str | None = "s1", at: float = 0
-    ) -> Decision:
-        return self._keep(
-            self.engine.identify(payload, session=session, id=self._next(), ts=iso(at))
-        )
-
-    def track(
-        self, name: str = "vote", session: str = "s1", at: float = 0, email: str | None = None
-    ) -> Decision:
-        return self._keep(
-            self.engine.track(name, session=session, email=email, id=self._next(), ts=iso(at))
-        )
-
-    def logout(self, session: str = "s1", at: float = 0) -> Decision:
-        return self._keep(self.engine.logout(session=session, id=self._next(), ts=iso(at)))
-
-    def rows(self) -> list[dict[str, Any]]:
-        return list(export_rows(self.engine.store))
-
-    def by_user(self, user_id: str) -> dict[str, Any] | None:
-        found = [r for r in self.rows() if r["user_id"] == user_id and r["state"] == "active"]
-        return found[0] if found else None
-
-
-def reason(decision: Decision, code: str) -> Any:
-    """The first reason with ``code`` (fails the test when there is none)."""
-    for r in decision.reasons:
-        if r.code == code:
-            return r
-    raise AssertionError(f"no {code} in {decision.codes}")
+    def rows(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.export()
 
 
 def assert_refused(decision: Decision, code: str, knob: str, field: str | None = None) -> None:
@@ -1314,12 +1248,4 @@ def runs_base(log: Path, pack: str, secrets_file: Path) -> list[str]:
 
 def cli(args: list[str], env: dict[str, str], stdin: str | None = None) -> Any:
     """Run the real command line."""
-    return subprocess.run(
-        [sys.executable, "-m", "idrules", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return cli_support.cli(*args, stdin=stdin, env=env, timeout=60)

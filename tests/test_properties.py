@@ -3,26 +3,25 @@ and the identity invariants that must hold whatever the order of events."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import tempfile
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from support import T0, check_invariants, hmac_hex
 
-from idrules import Decision, Engine, MemoryStore, SqliteStore, export_rows, load_ruleset, replay
+from idrules import Decision, Engine, MemoryStore, SqliteStore, export_rows, load_ruleset
 from idrules.fields import FieldChecker
+from idrules.replay import replay
 from idrules.rules.model import FieldRule
 
 SECRET = "x" * 40
 SECRETS = {"current": SECRET}
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -85,8 +84,7 @@ def ops(draw: st.DrawFn, max_size: int = 14) -> list[dict[str, Any]]:
 
 def sign_hex(user_id: str | None) -> str:
     """What the customer's server computes for the strict pack: hex HMAC-SHA256 of the user id."""
-    message = (user_id or "").encode("utf-8")
-    return hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
+    return hmac_hex(user_id or "", SECRET)
 
 
 def to_events(operations: list[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
@@ -449,35 +447,6 @@ class TestDuplicates:
 # identity invariants
 
 
-def _check_invariants(engine: Engine, decisions: list[Decision]) -> None:
-    rows = list(export_rows(engine.store))
-    by_id = {row["profile"]: row for row in rows}
-    active_ids = [r["user_id"] for r in rows if r["state"] == "active" and r["user_id"] is not None]
-    assert len(active_ids) == len(set(active_ids)), f"two active profiles share a user id: {rows}"
-    recorded = [d.event_id for d in decisions if d.outcome == "recorded"]
-    for event_id in recorded:
-        holders = [r["profile"] for r in rows if event_id in r["activity"]]
-        assert len(holders) == 1, f"{event_id} attributed to {holders}"
-    all_activity = [e for r in rows for e in r["activity"]]
-    assert sorted(all_activity) == sorted(recorded)
-    identified = {d.profile for d in decisions if d.outcome == "identified"}
-    for row in rows:
-        if row["merged_into"] is not None:
-            assert row["state"] == "merged"
-            target = by_id[row["merged_into"]]
-            assert target["anonymous"] is False
-            assert row["anonymous"] is True, f"an identified profile was merged: {row}"
-            assert row["profile"] not in identified
-        if row["state"] == "merged":
-            assert row["merged_into"] is not None
-        if row["state"] != "active":
-            assert row["sessions"] == []
-    for decision in decisions:
-        for folded in decision.merged:
-            assert folded not in identified
-            assert by_id[folded]["merged_into"] == decision.profile
-
-
 class TestInvariants:
     @settings(max_examples=100, deadline=None)
     @given(
@@ -494,7 +463,7 @@ class TestInvariants:
             decision = engine.decide(event)
             assert_json_decision(decision)
             decisions.append(decision)
-            _check_invariants(engine, decisions)
+            check_invariants(engine, decisions)
 
     @settings(max_examples=150, deadline=None)
     @given(

@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
+import cli_support
 import pytest
 
 from idrules import Engine, RulesError, load_ruleset, pack_names
@@ -26,15 +28,8 @@ TS = "2026-03-01T12:00:00Z"
 PROBLEM = re.compile(r"^idrules: (?P<file>[^\s:]+):(?P<line>\d+) (?P<knob>[\w.]+): (?P<msg>.+)$")
 
 
-def cli(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real command line."""
-    return subprocess.run(
-        [sys.executable, "-m", "idrules", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-    )
+#: the real command line, with this process's environment
+cli = partial(cli_support.cli, env=os.environ, timeout=60)
 
 
 def key_line(path: Path, dotted: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_packs import Run, hmac_b64, hmac_hex
+from support import Run, hmac_b64, hmac_hex
 
 from idrules import SqliteStore
 

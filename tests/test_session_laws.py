@@ -9,8 +9,6 @@ sequences.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import hmac_hex
 
 from idrules import Engine, MemoryStore, Ruleset, export_rows, load_ruleset
 
@@ -107,9 +106,7 @@ def events_of(ops: list[dict[str, Any]], pack: str) -> list[dict[str, Any]]:
             if op["user"] is not None:
                 payload[user_key] = op["user"]
                 if signature_key is not None:
-                    payload[signature_key] = hmac.new(
-                        SECRET.encode(), op["user"].encode(), hashlib.sha256
-                    ).hexdigest()
+                    payload[signature_key] = hmac_hex(op["user"], SECRET)
             if op["email"] is not None:
                 payload[email_key] = op["email"]
             event["payload"] = payload

@@ -11,20 +11,17 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from cli_support import cli
+from support import PREVIOUS, SECRET, T0_S, iso
 
 from idrules import Decision, Engine, load_ruleset
 
-SECRET = "s3cr3t-current-key-0123456789abcdef"
-PREVIOUS = "pr3v10us-key-material-0123456789abcdef"
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0_TEXT = "2026-03-01T12:00:00Z"
-T0_S = int(T0.timestamp())
 _IDS = itertools.count(1)
 CONFORMANCE = "9652701f4e4edfeb3dbd302a91a42580068648c8986f9ac3b62530232d71bd17"
 
@@ -38,14 +35,7 @@ def clean_env(**secrets: str) -> dict[str, str]:
 
 def sign(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``idrules sign ARGS`` with the current secret in the environment unless ``env`` is given."""
-    done = subprocess.run(
-        [sys.executable, "-m", "idrules", "sign", *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(current=SECRET) if env is None else env,
-        timeout=60,
-        check=False,
-    )
+    done = cli("sign", *args, env=clean_env(current=SECRET) if env is None else env, timeout=60)
     for secret in (SECRET, PREVIOUS):
         assert secret not in done.stdout + done.stderr, "a secret was printed"
     return done
@@ -82,14 +72,10 @@ def engine(ruleset: Any, **secrets: str) -> Engine:
     return Engine(ruleset, secrets=secrets or {"current": SECRET}, environ={})
 
 
-def at(offset: float) -> str:
-    return (T0 + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def identify(
     e: Engine, payload: dict[str, Any], offset: float = 0, session: str = "s1"
 ) -> Decision:
-    return e.identify(payload, session=session, id=f"e{next(_IDS)}", ts=at(offset))
+    return e.identify(payload, session=session, id=f"e{next(_IDS)}", ts=iso(offset))
 
 
 def override(tmp_path: Path, text: str, name: str = "override.yaml") -> Path:

@@ -3,8 +3,6 @@ two processes on one file, refusal of a non-SQLite file, and durability across r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import sqlite3
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from support import hmac_hex
 
 from idrules import Engine, MemoryStore, SqliteStore, StoreError, export_rows
 from idrules.store.base import Changes
@@ -65,8 +64,8 @@ def varied_log(
             if rnd.random() < 0.3:
                 payload["plan"] = rnd.choice(["pro", "free"])
             if sign and "user_id" in canon:
-                mac = hmac.new(SECRET.encode(), canon["user_id"].encode(), hashlib.sha256)
-                payload["signature"] = mac.hexdigest() if rnd.random() < 0.85 else "0" * 64
+                signature = hmac_hex(canon["user_id"], SECRET)
+                payload["signature"] = signature if rnd.random() < 0.85 else "0" * 64
             event = {"id": event_id, "ts": ts, "type": "identify", "session": session}
             event["payload"] = payload
         elif roll < 0.45:

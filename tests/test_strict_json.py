@@ -5,16 +5,15 @@ replay with an exception. A UTF-8 byte order mark before a log's first line is i
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+import support
 
 from idrules import (
     Engine,
@@ -24,9 +23,9 @@ from idrules import (
     export_rows,
     load_ruleset,
     parse_line,
-    replay,
 )
 from idrules.events import strip_bom
+from idrules.replay import replay
 from idrules.signing import Signer
 
 SECRET = "strict-json-tests-secret-0123456789abcdef"
@@ -41,15 +40,8 @@ def event_line(payload: str, event_id: str = "e1") -> bytes:
     return text.encode()
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def raw_token(payload: bytes) -> str:
-    """An HS256 token signed by hand over exactly ``payload`` (PyJWT will not write 1e400)."""
-    signing_input = b64url(b'{"alg":"HS256","typ":"JWT"}') + "." + b64url(payload)
-    mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + b64url(mac)
+#: an HS256 token signed by hand over exactly ``payload`` (PyJWT will not write 1e400)
+raw_token = partial(support.raw_token, secret=SECRET)
 
 
 def replyful() -> Engine:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_properties import _check_invariants
+from support import check_invariants
 
 from idrules import Decision, Engine, MemoryStore, SqliteStore, Store, export_rows
 
@@ -60,7 +60,7 @@ class TestSharedEngine:
         decisions = [d for part in results for d in part]
         assert len(decisions) == 8 * 60
         assert {d.outcome for d in decisions} <= {"identified", "recorded", "logged_out"}
-        _check_invariants(engine, decisions)
+        check_invariants(engine, decisions)
         store.close()
 
     def test_sqlite_store_made_in_another_thread(self, tmp_path: Path) -> None:
