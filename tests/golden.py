@@ -25,9 +25,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import workload  # noqa: E402
 
-from idrules import Engine, MemoryStore, SqliteStore, Store, export_rows  # noqa: E402
+from idrules import (  # noqa: E402
+    Engine,
+    MemoryStore,
+    SqliteStore,
+    Store,
+    export_rows,
+    replay,
+)
 from idrules.decision import dumps  # noqa: E402
-from idrules.replay import replay  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden.json"
 EVENTS = 3_000

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from idrules.chain import Verdict, link, seal, verify_lines
+from idrules.audit.chain import Verdict, link, seal, verify_lines
 
 #: the ruleset's sha256: the chain's first ``prev``
 GENESIS = hashlib.sha256(b"a ruleset").hexdigest()

@@ -24,8 +24,7 @@ from cli_support import (
 )
 from support import EXPORT_KEYS, hmac_hex
 
-from idrules import Engine, MemoryStore, export_rows
-from idrules.replay import replay
+from idrules import Engine, MemoryStore, export_rows, replay
 
 DATA = Path(__file__).resolve().parent / "data"
 EVENTS = DATA / "events" / "helpshift.jsonl"

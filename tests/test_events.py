@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from idrules import Engine, Event, InvalidEvent, parse_line
+from idrules import Engine, Event, InvalidEvent, parse_line, replay
 from idrules.events import format_ts, parse_object, parse_ts
-from idrules.replay import replay
 
 TS = "2026-03-01T12:00:00Z"
 TS_US = 1_772_366_400_000_000

@@ -12,7 +12,7 @@ import pytest
 from support import SECRETS
 
 from idrules import Engine, InputError, SqliteStore
-from idrules.history import find_profile, record_dict, record_text
+from idrules.audit import find_profile, record_dict, record_text
 from idrules.store.base import DecisionRecord
 
 

@@ -30,6 +30,8 @@ class TestLowerEach:
         for folded, plain in (("ß", "ss"), ("ſ", "s"), ("ﬁ", "fi"), ("ς", "σ")):
             assert lower_each(folded) != lower_each(plain)
         assert lower_each("Straße") == "straße"
+        # a final capital sigma lowers to σ, as it does alone: never to the final form ς
+        assert lower_each("AΣ") == lower_each("Aσ") == "aσ" != lower_each("Aς")
         assert lower_each("İx") == "İx"  # lower() would make two characters of İ
 
 

@@ -130,3 +130,25 @@ class TestFloorsConstraints:
         assert normalized("email_validator") == "email-validator"
         assert padded((23, 2, 0)) == padded((23, 2)) == (23, 2)
         assert padded((4, 0)) == (4,) != padded((4, 0, 1))
+
+
+class TestPublicNames:
+    """The package's public names are the documented objects, however it was imported."""
+
+    def test_names_after_every_submodule(self) -> None:
+        """After importing every submodule, `from idrules import X` is still the object."""
+        import importlib
+        import pkgutil
+
+        import idrules
+
+        for module in pkgutil.walk_packages(idrules.__path__, "idrules."):
+            if module.name != "idrules.__main__":
+                importlib.import_module(module.name)
+        from idrules import Engine, Summary, replay
+
+        assert callable(replay) and replay.__module__ == "idrules.replaying"
+        assert Summary.__module__ == "idrules.replaying"
+        assert Engine.__module__ == "idrules.engine"
+        for name in idrules.__all__:
+            assert not isinstance(getattr(idrules, name), type(idrules)), name

@@ -15,9 +15,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from support import T0, check_invariants, hmac_hex
 
-from idrules import Decision, Engine, MemoryStore, SqliteStore, export_rows, load_ruleset
+from idrules import Decision, Engine, MemoryStore, SqliteStore, export_rows, load_ruleset, replay
 from idrules.fields import FieldChecker
-from idrules.replay import replay
 from idrules.rules.model import FieldRule
 
 SECRET = "x" * 40

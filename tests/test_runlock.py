@@ -1,4 +1,4 @@
-"""The run lock (:mod:`idrules.runlock`, :meth:`SqliteStore.claim_run`): one replay of a run
+"""The run lock (:mod:`idrules.audit.runlock`, :meth:`SqliteStore.claim_run`): one replay of a run
 into a store at a time, a kernel lock that dies with its process, and that holds inside one
 process too (POSIX locks alone would not)."""
 

@@ -23,9 +23,9 @@ from idrules import (
     export_rows,
     load_ruleset,
     parse_line,
+    replay,
 )
 from idrules.events import strip_bom
-from idrules.replay import replay
 from idrules.signing import Signer
 
 SECRET = "strict-json-tests-secret-0123456789abcdef"

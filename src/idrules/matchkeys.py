@@ -26,17 +26,15 @@ _DOMAINS = 4_096
 
 
 def lower_each(text: str) -> str:
-    """``text`` lower-cased one character to one character.
+    """``text`` lower-cased one character to one character, each on its own.
 
-    ``str.lower()`` maps a few characters to two (``İ`` -> ``i̇``); those stay as they are, so
-    the key never has another length than the value and never joins two spellings that
-    differ by more than case."""
+    ``str.lower()`` maps a few characters to two (``İ`` -> ``i̇``): those stay as they are, so
+    the key never has another length than the value. And it lowers a word-final ``Σ`` to
+    ``ς`` (its context rule), which would give ``AΣ`` the key of ``Aς`` rather than of ``Aσ``:
+    lowering each character alone keeps ``ς`` and ``σ`` apart, as they are in a mailbox."""
     if text.isascii():
         return text.lower()
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        return lowered
-    return "".join(c if len(low := c.lower()) != 1 else low for c in text)
+    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
 
 
 def user_key(user_id: str, case_sensitive: bool) -> str:
