@@ -9,6 +9,7 @@ Two implementations: :mod:`.memory` (tests, benchmarks, replays without ``--stor
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -38,6 +39,13 @@ class Profile:
     attributes: Mapping[str, Any] = attrs.field(factory=dict)
     #: the event time (µs) of the last activity; an anonymous profile's TTL counts from it
     last_seen: int = 0
+
+
+def profile_id_for(event_id: str) -> str:
+    """The id of the profile an event creates (one event creates at most one): derived from
+    the event's id, so stable and deterministic; a store may rely on no other event making it."""
+    digest = hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return "p_" + digest[:16]
 
 
 @attrs.frozen(slots=True)

@@ -36,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..._errors import StoreConflict, StoreError
 from ...decision import dumps
-from ..base import Changes, DecisionRecord, Profile, Run, Session
+from ..base import Changes, DecisionRecord, Profile, Run, Session, profile_id_for
 from .codec import Param
 from .schema import lock_key, open_schema
 from .sql import Sql, changed_columns, profile_of, row_of
@@ -191,7 +191,7 @@ class PostgresStore:
                 tx.doubt = None
                 result = tx.send([(self._sql.claim, [event_id])])[0]
                 if result.affected:
-                    tx.claimed.add(event_id)
+                    self._claimed(event_id)
                     return False
                 tx.remember(event_id)
                 return True
@@ -205,8 +205,15 @@ class PostgresStore:
                     raise StoreConflict(f"store {self.path}: event {event_id!r} is decided")
 
             tx.queue.append(Queued(self._sql.claim, [event_id], "check", check))
-            tx.claimed.add(event_id)
+            self._claimed(event_id)
             return False
+
+    def _claimed(self, event_id: str) -> None:
+        """The event id is recorded by this event: the profile it may create does not exist
+        (no other event can make a profile of that id), so asking for it costs nothing."""
+        tx = self._tx
+        tx.claimed.add(event_id)
+        tx.cache.profiles.put(profile_id_for(event_id), None)
 
     def profile(self, profile_id: str) -> Profile | None:
         with self._lock:
@@ -232,7 +239,11 @@ class PostgresStore:
             if user_key in keys:
                 holder = keys[user_key]
                 return None if holder is None else self.profile(holder)
-            rows = tx.send([(self._sql.by_user_key_lock, [user_key])])[0].rows
+            commands: list[Command] = []
+            lock = self._key_lock("user", user_key, commands)
+            commands.append((self._sql.by_user_key_lock, [user_key]))
+            rows = tx.send(commands)[-1].rows
+            tx.held.add(lock)
             found = profile_of(rows[0]) if rows else None
             if found is not None:
                 tx.cache.profiles.put(found.id, found)
@@ -252,7 +263,7 @@ class PostgresStore:
                     cached = [self.profile(pid) for pid in ids[:limit]]
                     return [p for p in cached if p is not None]
             commands: list[Command] = []
-            lock = self._email_lock(email_key, commands)
+            lock = self._key_lock("email", email_key, commands)
             commands.append((self._sql.by_email_key_lock, [email_key, limit]))
             rows = tx.send(commands)[-1].rows
             tx.held.add(lock)
@@ -262,12 +273,16 @@ class PostgresStore:
             keys.put(email_key, (limit, tuple(p.id for p in found)))
             return found
 
-    def _email_lock(self, email_key: str, commands: list[Command]) -> int:
-        """The advisory lock of an email key, added to ``commands`` unless already held."""
-        lock = lock_key(self.schema, "email", email_key)
+    def _key_lock(self, kind: str, key: str, commands: list[Command]) -> int:
+        """The advisory lock of a match key or a session id, added to ``commands`` unless this
+        transaction holds it already."""
+        lock = lock_key(self.schema, kind, key)
         if lock not in self._tx.held:
             commands.append((self._sql.advisory_lock, [lock]))
         return lock
+
+    def _holds(self, kind: str, key: str) -> bool:
+        return lock_key(self.schema, kind, key) in self._tx.held
 
     def session(self, session_id: str) -> Session | None:
         with self._lock:
@@ -278,13 +293,13 @@ class PostgresStore:
             sessions = tx.cache.sessions
             if session_id in sessions:
                 return sessions[session_id]
-            # the session's row first (locked), then its profiles: one round trip
-            found, profiles = tx.send(
-                [
-                    (self._sql.session_lock, [session_id]),
-                    (self._sql.session_profiles_lock, [session_id]),
-                ]
-            )
+            # the session's lock, its row (locked), then its profiles: one round trip
+            commands: list[Command] = []
+            lock = self._key_lock("session", session_id, commands)
+            commands.append((self._sql.session_lock, [session_id]))
+            commands.append((self._sql.session_profiles_lock, [session_id]))
+            *_, found, profiles = tx.send(commands)
+            tx.held.add(lock)
             session = Session(*found.rows[0]) if found.rows else None
             sessions.put(session_id, session)
             for row in profiles.rows:
@@ -397,21 +412,28 @@ class PostgresStore:
                     continue
                 statement = (sql.update_profile(names), [p.id, *values])
             if p.state == "active":
+                # a key newly held: its lock (held since the lookup, as a rule) keeps others off
                 was = before if before is not None and before.state == "active" else None
-                if p.email_key is not None and (was is None or was.email_key != p.email_key):
-                    tx.held.add(self._email_lock(p.email_key, commands))
+                key = p.email_key
+                fresh = key is not None and (was is None or was.email_key != key)
+                if key is not None and fresh and not self._holds("email", key):
+                    tx.held.add(self._key_lock("email", key, commands))
                     risky = True
-                if p.user_key is not None and (was is None or was.user_key != p.user_key):
-                    risky = True
+                key = p.user_key
+                if key is not None and (was is None or was.user_key != key):
+                    risky = risky or not self._holds("user", key)
             commands.append(statement)
             tx.cache.wrote_profile(p, before)
         sessions = tx.cache.sessions
         for session in changes.sessions:
             old = sessions.get(session.id, _NO)
             params = [session.id, session.current, session.anon]
-            if old is None or old is _NO:  # new, or not read: may race another creation
+            if old is _NO:  # not read: may race another writer
                 risky = True
-                commands.append((sql.insert_session if old is None else sql.upsert_session, params))
+                commands.append((sql.upsert_session, params))
+            elif old is None:  # read as absent, under its lock (else it may race a creation)
+                risky = risky or not self._holds("session", session.id)
+                commands.append((sql.insert_session, params))
             else:
                 commands.append((sql.update_session, params))
             sessions.put(session.id, session)
@@ -420,7 +442,7 @@ class PostgresStore:
         event_id = changes.event_id
         if event_id is not None and event_id not in tx.claimed:
             commands.append((sql.insert_event, [event_id]))
-            tx.claimed.add(event_id)
+            self._claimed(event_id)
             risky = True
         return commands, risky
 

@@ -13,10 +13,17 @@ group (``commit_every`` > 1) each event after the first runs under a savepoint (
 free in round trips): a lost race rolls back that event alone; and a group also ends once it
 holds :data:`MAX_GROUP_LOCKS` advisory locks, leaving the server's shared lock table to
 everyone else.
+
+A Ctrl-C that lands during an event is deferred to the event's end (in the main thread, where
+Python delivers it): the event's round trips then always finish, so what the server holds is
+known, and a lock wait the interrupt lands in is cancelled on the server at once (the event
+then fails and is rolled back). The interrupt goes on when the event has ended, committed or
+rolled back.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -77,6 +84,8 @@ class Transactions:
         #: an event id whose deferred claim found it decided: asked at once when retried
         self.doubt: str | None = None
         self.applied = 0  # events applied since opening (an export's prefetch checks it)
+        self._previous: object = None  # the SIGINT handler while one is held back
+        self._deferred: tuple[int, object] | None = None  # a SIGINT held back
 
     # the context manager -----------------------------------------------------------------
     def __enter__(self) -> None:
@@ -88,6 +97,7 @@ class Transactions:
             self._depth -= 1
             self._lock.release()
             raise StoreError(f"store {self._shown}: the connection to the server was lost")
+        self._defer_interrupts()
         if not self.open:
             self.queue.append(Queued("BEGIN", None, "tx"))
             self.open = True
@@ -110,21 +120,55 @@ class Transactions:
             self._depth -= 1
             if self._depth:
                 return
-            self.in_event = False
-            if failure is not None:
-                self.undo_event()
-                return
-            self.pending += 1
-            self.applied += 1
-            self._group_claimed |= self.claimed
-            # what the event left queued is sealed now: a failure of it is no lost race
-            self.queue = [q._replace(kind="prior") if q.kind == "event" else q for q in self.queue]
-            if self.pending >= self.commit_every or len(self.held) >= MAX_GROUP_LOCKS:
-                self.commit()
-            elif self._savepoint:
-                self.queue.append(Queued("RELEASE SAVEPOINT e", None, "tx"))
+            try:
+                self._end_event(failure)
+            finally:
+                self._deliver_interrupts()
         finally:
             self._lock.release()
+
+    def _end_event(self, failure: BaseException | None) -> None:
+        self.in_event = False
+        if failure is not None:
+            self.undo_event()
+            return
+        self.pending += 1
+        self.applied += 1
+        self._group_claimed |= self.claimed
+        # what the event left queued is sealed now: a failure of it is no lost race
+        self.queue = [q._replace(kind="prior") if q.kind == "event" else q for q in self.queue]
+        if self.pending >= self.commit_every or len(self.held) >= MAX_GROUP_LOCKS:
+            self.commit()
+        elif self._savepoint:
+            self.queue.append(Queued("RELEASE SAVEPOINT e", None, "tx"))
+
+    # Ctrl-C ------------------------------------------------------------------------------
+    def _defer_interrupts(self) -> None:
+        """Hold a SIGINT back until the event ends (main thread only: Python delivers
+        signals there, and only there may a handler be set)."""
+        self._deferred = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._defer)
+
+    def _defer(self, signum: int, frame: object) -> None:
+        self._deferred = (signum, frame)
+        self.wire.cancel_requested = True
+
+    def _deliver_interrupts(self) -> None:
+        """Put the SIGINT handler back, and hand it the signal held back, if any."""
+        previous, self._previous = self._previous, None
+        if previous is None:
+            return
+        signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
+        deferred, self._deferred = self._deferred, None
+        self.wire.cancel_requested = False
+        if deferred is not None:
+            if callable(previous):
+                previous(*deferred)
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
 
     # sending -----------------------------------------------------------------------------
     def send(self, commands: Sequence[Command]) -> list[Result]:
@@ -136,6 +180,9 @@ class Transactions:
             results = self.wire.send(batch)
         except Failure as failure:
             raise self._failed(failure, queued) from None
+        except BaseException:  # cut off mid-batch: what of it ran is unknown, so all goes
+            self.abandon()
+            raise
         if self.in_event:
             self._event_sent = True
         for q, result in zip(queued, results, strict=False):
@@ -156,9 +203,7 @@ class Transactions:
         must stop, and a resumed replay decides them again)."""
         if failure.lost:
             self._reset(lost=True)
-            return StoreError(
-                f"store {self._shown}: the connection to the server was lost ({failure.message})"
-            )
+            return self._lost(failure)
         own = failure.index >= len(queued) or queued[failure.index].kind in ("check", "event")
         if own and self.in_event:
             if not self.sealed and failure.sqlstate in CONFLICTS:
@@ -168,6 +213,11 @@ class Transactions:
         self.abandon()
         more = f" (and the {lost} uncommitted events before it)" if lost else ""
         return StoreError(f"store {self._shown}: {failure.message}{more}")
+
+    def _lost(self, failure: Failure) -> StoreError:
+        return StoreError(
+            f"store {self._shown}: the connection to the server was lost ({failure.message})"
+        )
 
     # ending an event ---------------------------------------------------------------------
     def undo_event(self) -> None:
@@ -220,6 +270,8 @@ class Transactions:
             self.wire.send(batch)
         except Failure as failure:
             self._reset(lost=failure.lost)
+            if failure.lost:
+                raise self._lost(failure) from None
             doing = "commit to" if committing else "roll back in"
             raise StoreError(f"cannot {doing} store {self._shown}: {failure.message}") from None
         self._reset(lost=False)

@@ -32,6 +32,8 @@ _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 _SQLSTATE = pq.DiagnosticField.SQLSTATE
 _PRIMARY = pq.DiagnosticField.MESSAGE_PRIMARY
+#: how often a wait looks whether a cancel was requested
+_TICK_MS = 100
 #: SQLSTATE for a connection that is gone (ours; the server's own are in class 08 and 57P0x)
 LOST = "08006"
 
@@ -72,6 +74,9 @@ class Wire:
         self.statements = 0
         self.round_trips = 0
         self.lost = False
+        #: set (by a deferred Ctrl-C, see :mod:`.tx`) to cancel what the server is doing: the
+        #: batch then ends early, with an error, and the caller rolls its event back
+        self.cancel_requested = False
 
     def query(self, sql: str, params: Sequence[Param] | None = None) -> list[tuple[Any, ...]]:
         """The rows of one statement (one round trip)."""
@@ -129,11 +134,11 @@ class Wire:
                 raise self._lose("the server closed the connection")
             status = res.status
             if status == _FATAL:
-                if self.pg.status == pq.ConnStatus.BAD:
-                    raise self._lose(_message(res))
+                state = (res.error_field(_SQLSTATE) or b"").decode("ascii", "replace")
+                if self.pg.status == pq.ConnStatus.BAD or state[:2] == "08" or state[:4] == "57P0":
+                    raise self._lose(_message(res))  # the server ended the session
                 if failure is None:
-                    state = (res.error_field(_SQLSTATE) or b"XX000").decode("ascii", "replace")
-                    failure = Failure(state, _message(res), max(slot, 0))
+                    failure = Failure(state or "XX000", _message(res), max(slot, 0))
             elif slot == -1:
                 if status in _OK:
                     sql, name = pending_names.pop(0)
@@ -178,10 +183,14 @@ class Wire:
             pg.consume_input()
 
     def _next(self) -> pq.abc.PGresult | None:
-        """The next result, waiting for it (a signal handler may interrupt the wait)."""
+        """The next result, waiting for it; a cancel requested meanwhile is sent once."""
         pg = self.pg
+        canceled = False
         while pg.is_busy():
-            self._poll.poll()
+            if not self._poll.poll(_TICK_MS) and self.cancel_requested and not canceled:
+                pg.get_cancel().cancel()
+                canceled = True
+                continue
             pg.consume_input()
         return pg.get_result()
 
