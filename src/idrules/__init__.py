@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .replaying import Summary, replay
     from .rules import Ruleset, load_ruleset, pack_names
     from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
-    from .store.postgres import PostgresStore
+    from .store.postgres import PostgresStore as PostgresStore
 
 #: public name -> the module that defines it
 _WHERE = {

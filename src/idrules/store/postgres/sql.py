@@ -42,11 +42,17 @@ class Sql:
         self.by_email_key_lock = self.by_email_key + _LOCK
         self.session = f"SELECT id, current, anon FROM {s}.sessions WHERE id = $1"
         self.session_lock = self.session + _LOCK
-        #: the session's current and anonymous profiles (after the session's row is locked)
-        self.session_profiles_lock = (
+        # the session's current and anonymous profiles (after the session's row is locked):
+        # the anonymous ones locked, as an event of the session may write them; identified
+        # ones not, as it never writes them and what it reads of them never changes (an
+        # identified profile stays active and identified); so two sessions switching between
+        # two users never wait for each other's profile
+        sessions_profiles = (
             f"SELECT {_P_COLUMNS} FROM {s}.sessions e JOIN {s}.profiles p "
-            "ON p.id IN (e.current, e.anon) WHERE e.id = $1 FOR UPDATE OF p"
+            "ON p.id IN (e.current, e.anon) WHERE e.id = $1 AND"
         )
+        self.session_anonymous_lock = f"{sessions_profiles} p.anonymous FOR UPDATE OF p"
+        self.session_identified = f"{sessions_profiles} NOT p.anonymous"
         self.sessions_of = (
             f"SELECT id, current, anon FROM {s}.sessions WHERE current = $1 OR anon = $1 "
             "ORDER BY id"
@@ -57,6 +63,8 @@ class Sql:
         self.claim = f"INSERT INTO {s}.events (id) VALUES ($1) ON CONFLICT DO NOTHING"
         self.insert_event = f"INSERT INTO {s}.events (id) VALUES ($1)"
         self.advisory_lock = "SELECT pg_advisory_xact_lock($1)"
+        #: in a commit group, which never waits holding its earlier events' locks
+        self.advisory_try_lock = "SELECT pg_try_advisory_xact_lock($1)"
         self.insert_profile = (
             f"INSERT INTO {s}.profiles ({PROFILE_COLUMNS}) VALUES "
             f"({', '.join(f'${n}' for n in range(1, 15))})"
@@ -94,6 +102,14 @@ class Sql:
             "ORDER BY profile, seq, n"
         )
         self._updates: dict[tuple[str, ...], str] = {}
+        self._nowait: dict[str, str] = {}
+
+    def nowait(self, statement: str) -> str:
+        """A locking read that fails at once (SQLSTATE 55P03) rather than wait for a lock."""
+        found = self._nowait.get(statement)
+        if found is None:
+            found = self._nowait[statement] = statement + " NOWAIT"
+        return found
 
     def update_profile(self, names: tuple[str, ...]) -> str:
         """The UPDATE of exactly these profile columns (a handful of combinations occur)."""

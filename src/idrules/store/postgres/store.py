@@ -43,7 +43,7 @@ from .sql import Sql, changed_columns, profile_of, row_of
 from .trail import Trail
 from .tx import Queued, Transactions
 from .url import parse, scrub
-from .wire import Command, Wire
+from .wire import Command, Result, Wire
 
 #: profiles per batch of an export (:meth:`PostgresStore.profiles`)
 _EXPORT_BATCH = 1_000
@@ -224,7 +224,7 @@ class PostgresStore:
             cached = tx.cache.profiles
             if profile_id in cached:
                 return cached[profile_id]
-            rows = tx.send([(self._sql.profile_lock, [profile_id])])[0].rows
+            rows = self._send([(self._locking(self._sql.profile_lock), [profile_id])])[0].rows
             found = profile_of(rows[0]) if rows else None
             cached.put(profile_id, found)
             return found
@@ -241,8 +241,8 @@ class PostgresStore:
                 return None if holder is None else self.profile(holder)
             commands: list[Command] = []
             lock = self._key_lock("user", user_key, commands)
-            commands.append((self._sql.by_user_key_lock, [user_key]))
-            rows = tx.send(commands)[-1].rows
+            commands.append((self._locking(self._sql.by_user_key_lock), [user_key]))
+            rows = self._send(commands)[-1].rows
             tx.held.add(lock)
             found = profile_of(rows[0]) if rows else None
             if found is not None:
@@ -264,8 +264,8 @@ class PostgresStore:
                     return [p for p in cached if p is not None]
             commands: list[Command] = []
             lock = self._key_lock("email", email_key, commands)
-            commands.append((self._sql.by_email_key_lock, [email_key, limit]))
-            rows = tx.send(commands)[-1].rows
+            commands.append((self._locking(self._sql.by_email_key_lock), [email_key, limit]))
+            rows = self._send(commands)[-1].rows
             tx.held.add(lock)
             found = [profile_of(row) for row in rows]
             for p in found:
@@ -278,8 +278,28 @@ class PostgresStore:
         transaction holds it already."""
         lock = lock_key(self.schema, kind, key)
         if lock not in self._tx.held:
-            commands.append((self._sql.advisory_lock, [lock]))
+            sql = self._sql
+            commands.append(
+                (sql.advisory_try_lock if self._tx.pending else sql.advisory_lock, [lock])
+            )
         return lock
+
+    def _locking(self, statement: str) -> str:
+        """A locking read as this event may run it: in a commit group with earlier events
+        (whose locks it holds) it must not wait, or two groups could wait for each other: a
+        lock held elsewhere ends the group (committed) and the event is retried in a new one,
+        where it waits as an event of its own does."""
+        return self._sql.nowait(statement) if self._tx.pending else statement
+
+    def _send(self, commands: list[Command]) -> list[Result]:
+        """The event's commands (after the queue); a try-lock that found its lock taken is a
+        lost race (see :meth:`_locking`)."""
+        results = self._tx.send(commands)
+        try_lock = self._sql.advisory_try_lock
+        for (statement, _), result in zip(commands, results, strict=True):
+            if statement is try_lock and not result.rows[0][0]:
+                raise StoreConflict(f"store {self.path}: a key is locked by another writer")
+        return results
 
     def _holds(self, kind: str, key: str) -> bool:
         return lock_key(self.schema, kind, key) in self._tx.held
@@ -296,13 +316,14 @@ class PostgresStore:
             # the session's lock, its row (locked), then its profiles: one round trip
             commands: list[Command] = []
             lock = self._key_lock("session", session_id, commands)
-            commands.append((self._sql.session_lock, [session_id]))
-            commands.append((self._sql.session_profiles_lock, [session_id]))
-            *_, found, profiles = tx.send(commands)
+            commands.append((self._locking(self._sql.session_lock), [session_id]))
+            commands.append((self._locking(self._sql.session_anonymous_lock), [session_id]))
+            commands.append((self._sql.session_identified, [session_id]))
+            *_, found, anonymous, identified = self._send(commands)
             tx.held.add(lock)
             session = Session(*found.rows[0]) if found.rows else None
             sessions.put(session_id, session)
-            for row in profiles.rows:
+            for row in (*anonymous.rows, *identified.rows):
                 p = profile_of(row)
                 tx.cache.profiles.put(p.id, p)
             return session
@@ -312,7 +333,7 @@ class PostgresStore:
             tx = self._tx
             if not tx.in_event:
                 return [Session(*r) for r in self._fetch(self._sql.sessions_of, [profile_id])]
-            rows = tx.send([(self._sql.sessions_of_lock, [profile_id])])[0].rows
+            rows = self._send([(self._locking(self._sql.sessions_of_lock), [profile_id])])[0].rows
             found = [Session(*row) for row in rows]
             for s in found:
                 tx.cache.sessions.put(s.id, s)
@@ -388,7 +409,7 @@ class PostgresStore:
                 return
             commands, risky = self._writes(changes)
             if risky or any(q.check is not None for q in tx.queue):
-                tx.send(commands)
+                self._send(commands)
             else:
                 tx.queue.extend(Queued(sql, params, "event") for sql, params in commands)
             record = None if seal is None else seal()

@@ -10,7 +10,8 @@ Round trips are what an event costs, so statements that need no answer wait in a
 travel in front of the next statement that does: ``BEGIN`` goes with the event's first read,
 the decision record and ``COMMIT`` go together after the decision is sealed. In a commit
 group (``commit_every`` > 1) each event after the first runs under a savepoint (queued, so
-free in round trips): a lost race rolls back that event alone; and a group also ends once it
+free in round trips): a lost race rolls back that event alone, and then commits the group's
+earlier events, whose locks the winner may be waiting for; and a group also ends once it
 holds :data:`MAX_GROUP_LOCKS` advisory locks, leaving the server's shared lock table to
 everyone else.
 
@@ -131,6 +132,11 @@ class Transactions:
         self.in_event = False
         if failure is not None:
             self.undo_event()
+            if isinstance(failure, StoreConflict) and self.open:
+                # the group's earlier events keep their locks until the commit: the writer
+                # this event lost to may be waiting for one of them, and would win again on
+                # the retry; committing them (decided and written out already) lets it pass
+                self.commit()
             return
         self.pending += 1
         self.applied += 1
@@ -176,6 +182,8 @@ class Transactions:
         queued, self.queue = self.queue, []
         batch = [(q.sql, q.params) for q in queued]
         batch.extend(commands)
+        if self.in_event:  # from here on the server may hold some of the event
+            self._event_sent = True
         try:
             results = self.wire.send(batch)
         except Failure as failure:
@@ -183,8 +191,6 @@ class Transactions:
         except BaseException:  # cut off mid-batch: what of it ran is unknown, so all goes
             self.abandon()
             raise
-        if self.in_event:
-            self._event_sent = True
         for q, result in zip(queued, results, strict=False):
             if q.check is not None:
                 q.check(result)
