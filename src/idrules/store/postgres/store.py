@@ -34,20 +34,20 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ..._errors import StoreConflict, StoreError
-from ...decision import dumps
-from ..base import Changes, DecisionRecord, Profile, Run, Session, profile_id_for
+from ..._errors import StoreError
+from ..base import Changes, DecisionRecord, Profile, Run, Session
 from .codec import Param
-from .schema import lock_key, open_schema
-from .sql import Sql, changed_columns, profile_of, row_of
+from .reads import EventReads
+from .schema import open_schema
+from .sql import Sql, profile_of
 from .trail import Trail
-from .tx import Queued, Transactions
+from .tx import Transactions
 from .url import parse, scrub
-from .wire import Command, Result, Wire
+from .wire import Wire
+from .writes import apply
 
 #: profiles per batch of an export (:meth:`PostgresStore.profiles`)
 _EXPORT_BATCH = 1_000
-_NO = object()
 
 
 class PostgresStore:
@@ -97,6 +97,7 @@ class PostgresStore:
         self._wire = Wire(conn)
         self._sql = Sql(self.schema)
         self._tx = Transactions(self._wire, self._lock, shown=self.path, commit_every=commit_every)
+        self._reads = EventReads(self._tx, self._sql, schema=self.schema, shown=self.path)
         self._trail = Trail(
             self._fetch, self._lock, self.commit, schema=self.schema, shown=self.path
         )
@@ -178,166 +179,55 @@ class PostgresStore:
                 self._wire.close()
 
     # reading -----------------------------------------------------------------------------
+    # Inside an event's transaction reads go through EventReads (locked, remembered); outside
+    # one (an export, history, Engine.plan) they lock nothing and remember nothing.
+    def prefetch(self, event_id: str, session_id: str | None, user_key: str | None) -> None:
+        """What an event will read first (the engine says, before planning): its id, its
+        session and its user key's holder, in one round trip (see :mod:`.reads`)."""
+        with self._lock:
+            if self._tx.in_event:
+                self._reads.prefetch(event_id, session_id, user_key)
+
     def is_decided(self, event_id: str) -> bool:
         with self._lock:
-            tx = self._tx
-            if tx.known_decided(event_id):
+            if self._tx.in_event:
+                return self._reads.is_decided(event_id)
+            if self._tx.known_decided(event_id):
                 return True
-            if not tx.in_event:
-                return bool(self._fetch(self._sql.is_decided, [event_id]))
-            if event_id in tx.claimed:
-                return False
-            if tx.doubt == event_id:  # asked again after a deferred claim found it decided
-                tx.doubt = None
-                result = tx.send([(self._sql.claim, [event_id])])[0]
-                if result.affected:
-                    self._claimed(event_id)
-                    return False
-                tx.remember(event_id)
-                return True
-
-            # inside the event's transaction, record the id at once (a concurrent event with
-            # the same id then waits for this one), and read the answer with the next round
-            # trip: if the id was there, the event is planned again, as a duplicate
-            def check(result: Any) -> None:
-                if not result.affected:
-                    tx.doubt = event_id
-                    raise StoreConflict(f"store {self.path}: event {event_id!r} is decided")
-
-            tx.queue.append(Queued(self._sql.claim, [event_id], "check", check))
-            self._claimed(event_id)
-            return False
-
-    def _claimed(self, event_id: str) -> None:
-        """The event id is recorded by this event: the profile it may create does not exist
-        (no other event can make a profile of that id), so asking for it costs nothing."""
-        tx = self._tx
-        tx.claimed.add(event_id)
-        tx.cache.profiles.put(profile_id_for(event_id), None)
+            return bool(self._fetch(self._sql.is_decided, [event_id]))
 
     def profile(self, profile_id: str) -> Profile | None:
         with self._lock:
-            tx = self._tx
-            if not tx.in_event:
-                rows = self._fetch(self._sql.profile, [profile_id])
-                return profile_of(rows[0]) if rows else None
-            cached = tx.cache.profiles
-            if profile_id in cached:
-                return cached[profile_id]
-            rows = self._send([(self._locking(self._sql.profile_lock), [profile_id])])[0].rows
-            found = profile_of(rows[0]) if rows else None
-            cached.put(profile_id, found)
-            return found
+            if self._tx.in_event:
+                return self._reads.profile(profile_id)
+            rows = self._fetch(self._sql.profile, [profile_id])
+            return profile_of(rows[0]) if rows else None
 
     def by_user_key(self, user_key: str) -> Profile | None:
         with self._lock:
-            tx = self._tx
-            if not tx.in_event:
-                rows = self._fetch(self._sql.by_user_key, [user_key])
-                return profile_of(rows[0]) if rows else None
-            keys = tx.cache.user_keys
-            if user_key in keys:
-                holder = keys[user_key]
-                return None if holder is None else self.profile(holder)
-            commands: list[Command] = []
-            lock = self._key_lock("user", user_key, commands)
-            commands.append((self._locking(self._sql.by_user_key_lock), [user_key]))
-            rows = self._send(commands)[-1].rows
-            tx.held.add(lock)
-            found = profile_of(rows[0]) if rows else None
-            if found is not None:
-                tx.cache.profiles.put(found.id, found)
-            keys.put(user_key, None if found is None else found.id)
-            return found
+            if self._tx.in_event:
+                return self._reads.by_user_key(user_key)
+            rows = self._fetch(self._sql.by_user_key, [user_key])
+            return profile_of(rows[0]) if rows else None
 
     def by_email_key(self, email_key: str, limit: int) -> list[Profile]:
         with self._lock:
-            tx = self._tx
-            if not tx.in_event:
-                rows = self._fetch(self._sql.by_email_key, [email_key, limit])
-                return [profile_of(row) for row in rows]
-            keys = tx.cache.email_keys
-            if email_key in keys:
-                asked, ids = keys[email_key]
-                if limit <= asked or len(ids) < asked:
-                    cached = [self.profile(pid) for pid in ids[:limit]]
-                    return [p for p in cached if p is not None]
-            commands: list[Command] = []
-            lock = self._key_lock("email", email_key, commands)
-            commands.append((self._locking(self._sql.by_email_key_lock), [email_key, limit]))
-            rows = self._send(commands)[-1].rows
-            tx.held.add(lock)
-            found = [profile_of(row) for row in rows]
-            for p in found:
-                tx.cache.profiles.put(p.id, p)
-            keys.put(email_key, (limit, tuple(p.id for p in found)))
-            return found
-
-    def _key_lock(self, kind: str, key: str, commands: list[Command]) -> int:
-        """The advisory lock of a match key or a session id, added to ``commands`` unless this
-        transaction holds it already."""
-        lock = lock_key(self.schema, kind, key)
-        if lock not in self._tx.held:
-            sql = self._sql
-            commands.append(
-                (sql.advisory_try_lock if self._tx.pending else sql.advisory_lock, [lock])
-            )
-        return lock
-
-    def _locking(self, statement: str) -> str:
-        """A locking read as this event may run it: in a commit group with earlier events
-        (whose locks it holds) it must not wait, or two groups could wait for each other: a
-        lock held elsewhere ends the group (committed) and the event is retried in a new one,
-        where it waits as an event of its own does."""
-        return self._sql.nowait(statement) if self._tx.pending else statement
-
-    def _send(self, commands: list[Command]) -> list[Result]:
-        """The event's commands (after the queue); a try-lock that found its lock taken is a
-        lost race (see :meth:`_locking`)."""
-        results = self._tx.send(commands)
-        try_lock = self._sql.advisory_try_lock
-        for (statement, _), result in zip(commands, results, strict=True):
-            if statement is try_lock and not result.rows[0][0]:
-                raise StoreConflict(f"store {self.path}: a key is locked by another writer")
-        return results
-
-    def _holds(self, kind: str, key: str) -> bool:
-        return lock_key(self.schema, kind, key) in self._tx.held
+            if self._tx.in_event:
+                return self._reads.by_email_key(email_key, limit)
+            return [profile_of(r) for r in self._fetch(self._sql.by_email_key, [email_key, limit])]
 
     def session(self, session_id: str) -> Session | None:
         with self._lock:
-            tx = self._tx
-            if not tx.in_event:
-                rows = self._fetch(self._sql.session, [session_id])
-                return Session(*rows[0]) if rows else None
-            sessions = tx.cache.sessions
-            if session_id in sessions:
-                return sessions[session_id]
-            # the session's lock, its row (locked), then its profiles: one round trip
-            commands: list[Command] = []
-            lock = self._key_lock("session", session_id, commands)
-            commands.append((self._locking(self._sql.session_lock), [session_id]))
-            commands.append((self._locking(self._sql.session_anonymous_lock), [session_id]))
-            commands.append((self._sql.session_identified, [session_id]))
-            *_, found, anonymous, identified = self._send(commands)
-            tx.held.add(lock)
-            session = Session(*found.rows[0]) if found.rows else None
-            sessions.put(session_id, session)
-            for row in (*anonymous.rows, *identified.rows):
-                p = profile_of(row)
-                tx.cache.profiles.put(p.id, p)
-            return session
+            if self._tx.in_event:
+                return self._reads.session(session_id)
+            rows = self._fetch(self._sql.session, [session_id])
+            return Session(*rows[0]) if rows else None
 
     def sessions_of(self, profile_id: str) -> list[Session]:
         with self._lock:
-            tx = self._tx
-            if not tx.in_event:
-                return [Session(*r) for r in self._fetch(self._sql.sessions_of, [profile_id])]
-            rows = self._send([(self._locking(self._sql.sessions_of_lock), [profile_id])])[0].rows
-            found = [Session(*row) for row in rows]
-            for s in found:
-                tx.cache.sessions.put(s.id, s)
-            return found
+            if self._tx.in_event:
+                return self._reads.sessions_of(profile_id)
+            return [Session(*r) for r in self._fetch(self._sql.sessions_of, [profile_id])]
 
     def profiles(self) -> Iterator[Profile]:
         """Every profile in creation order, read in batches together with their acting
@@ -396,107 +286,14 @@ class PostgresStore:
     def apply(
         self, changes: Changes, seal: Callable[[], DecisionRecord | None] | None = None
     ) -> None:
-        """Write one event's changes, then seal (write out) its decision, then its record.
-
-        The writes that may lose a race (a new session, a profile newly holding a user key,
-        the lock of an email key it newly holds, an event id not recorded yet) are sent
-        before ``seal`` is called, with anything queued; the rest wait for the commit."""
+        """Write one event's changes, then seal (write out) its decision, then its record
+        (see :mod:`.writes`); outside a transaction, in one of its own."""
         with self._lock:
-            tx = self._tx
-            if not tx.in_event:
-                with tx:
-                    self.apply(changes, seal)
+            if not self._tx.in_event:
+                with self._tx:
+                    apply(self._reads, changes, seal)
                 return
-            commands, risky = self._writes(changes)
-            if risky or any(q.check is not None for q in tx.queue):
-                self._send(commands)
-            else:
-                tx.queue.extend(Queued(sql, params, "event") for sql, params in commands)
-            record = None if seal is None else seal()
-            tx.sealed = True
-            self._record(changes, record)
-
-    def _writes(self, changes: Changes) -> tuple[list[Command], bool]:
-        """The statements of an event's changes, and whether any may lose a race."""
-        tx, sql = self._tx, self._sql
-        commands: list[Command] = []
-        risky = False
-        for write in changes.profiles:
-            p, before = write.after, write.before
-            if before is None:
-                names: tuple[str, ...] = ()
-                statement: Command = (sql.insert_profile, row_of(p))
-            else:
-                names, values = changed_columns(p, before)
-                if not names:
-                    tx.cache.wrote_profile(p, before)
-                    continue
-                statement = (sql.update_profile(names), [p.id, *values])
-            if p.state == "active":
-                # a key newly held: its lock (held since the lookup, as a rule) keeps others off
-                was = before if before is not None and before.state == "active" else None
-                key = p.email_key
-                fresh = key is not None and (was is None or was.email_key != key)
-                if key is not None and fresh and not self._holds("email", key):
-                    tx.held.add(self._key_lock("email", key, commands))
-                    risky = True
-                key = p.user_key
-                if key is not None and (was is None or was.user_key != key):
-                    risky = risky or not self._holds("user", key)
-            commands.append(statement)
-            tx.cache.wrote_profile(p, before)
-        sessions = tx.cache.sessions
-        for session in changes.sessions:
-            old = sessions.get(session.id, _NO)
-            params = [session.id, session.current, session.anon]
-            if old is _NO:  # not read: may race another writer
-                risky = True
-                commands.append((sql.upsert_session, params))
-            elif old is None:  # read as absent, under its lock (else it may race a creation)
-                risky = risky or not self._holds("session", session.id)
-                commands.append((sql.insert_session, params))
-            else:
-                commands.append((sql.update_session, params))
-            sessions.put(session.id, session)
-        for source, target in changes.moves:
-            commands.append((sql.move_activity, [target, source]))
-        event_id = changes.event_id
-        if event_id is not None and event_id not in tx.claimed:
-            commands.append((sql.insert_event, [event_id]))
-            self._claimed(event_id)
-            risky = True
-        return commands, risky
-
-    def _record(self, changes: Changes, record: DecisionRecord | None) -> None:
-        """Queue the decision record and its timeline entries (sent with the commit)."""
-        profiles: list[str | int | None] = []
-        numbers: list[str | int | None] = []
-        events: list[str | int | None] = []
-        if record is not None:
-            params: list[Param] = [
-                record.run,
-                record.line,
-                record.event_id,
-                record.outcome,
-                record.profile,
-                dumps(list(record.merged)) if record.merged else "[]",
-                record.reasons,
-                record.hash,
-            ]
-            if record.profile is not None:
-                profiles.append(record.profile)
-                numbers.append(0)
-                events.append(None)
-        elif changes.activity:  # nothing else would give this event its place in the order
-            params = [None, None, changes.event_id, None, None, None, None, None]
-        else:
-            return
-        for n, (event_id, profile) in enumerate(changes.activity, 1):
-            profiles.append(profile)
-            numbers.append(n)
-            events.append(event_id)
-        params += [profiles, numbers, events]
-        self._tx.queue.append(Queued(self._sql.record, params, "event"))
+            apply(self._reads, changes, seal)
 
     # the audit trail (see .trail) ------------------------------------------------------
     def claim_run(self, log_key: str, ruleset: str) -> tuple[Run, AbstractContextManager[object]]:
