@@ -23,6 +23,7 @@ import secrets
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +54,25 @@ def worker(args: argparse.Namespace) -> int:
     from idrules import Engine, replay
     from idrules.store.postgres import PostgresStore
 
-    lines = log_for(args.pack, args.events, args.seed, args.k, args.procs)
-    store = PostgresStore(args.store, commit_every=args.commit_every)
+    threads = args.threads
+    logs = [
+        log_for(args.pack, args.events, args.seed, args.k * threads + t, args.procs * threads)
+        for t in range(threads)
+    ]
+    store = PostgresStore(args.store, commit_every=args.commit_every, pool_size=threads)
     engine = Engine(args.pack, store, secrets=workload.SECRETS, environ={})
     print("ready", flush=True)
     sys.stdin.readline()
     before = store.counts
     cpu = time.process_time()
     start = time.monotonic()
-    with open(os.devnull, "w") as sink:
-        summary = replay(engine, lines, sink.write)
+    with open(os.devnull, "w") as sink, ThreadPoolExecutor(threads) as pool:
+        done = list(pool.map(lambda lines: replay(engine, lines, sink.write).events, logs))
         store.close()
     end = time.monotonic()
     statements, trips = (a - b for a, b in zip(store.counts, before, strict=True))
     result = {
-        "events": summary.events,
+        "events": sum(done),
         "start": start,
         "end": end,
         "cpu": time.process_time() - cpu,
@@ -104,7 +109,8 @@ def run(base: str, args: argparse.Namespace, procs: int, commit_every: int) -> d
         for k in range(procs):
             argv = [sys.executable, __file__, "--worker", "--store", store_url, "--pack",
                     args.pack, "--events", str(args.events), "--seed", str(args.seed), "--k",
-                    str(k), "--procs", str(procs), "--commit-every", str(commit_every)]  # fmt: skip
+                    str(k), "--procs", str(procs), "--commit-every", str(commit_every),
+                    "--threads", str(args.threads)]  # fmt: skip
             workers.append(
                 subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             )
@@ -130,6 +136,7 @@ def run(base: str, args: argparse.Namespace, procs: int, commit_every: int) -> d
     wall = max(r["end"] for r in results) - min(r["start"] for r in results)
     return {
         "procs": procs,
+        "threads": args.threads,
         "commit_every": commit_every,
         "events": events,
         "seconds": wall,
@@ -143,18 +150,19 @@ def run(base: str, args: argparse.Namespace, procs: int, commit_every: int) -> d
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The results as a Markdown table; speed-up against 1 process with the same commits."""
-    one = {r["commit_every"]: r["rate"] for r in rows if r["procs"] == 1}
+    one = {r["commit_every"]: r["rate"] for r in rows if r["procs"] == r["threads"] == 1}
     lines = [
-        "| processes | commit | events | events/s | vs 1 process | statements/event | "
+        "| processes | threads | commit | events | events/s | vs 1 process | statements/event | "
         "round trips/event | client CPU µs/event | load (1 min) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         commit = "per event" if r["commit_every"] == 1 else f"every {r['commit_every']}"
         base = one.get(r["commit_every"])
         speed = f"{r['rate'] / base:.2f}x" if base else "-"
         lines.append(
-            f"| {r['procs']} | {commit} | {r['events']:,} | {r['rate']:,.0f} | {speed} | "
+            f"| {r['procs']} | {r['threads']} | {commit} | {r['events']:,} | "
+            f"{r['rate']:,.0f} | {speed} | "
             f"{r['statements']:.2f} | {r['round_trips']:.2f} | {r['cpu_per_event_us']:.0f} | "
             f"{r['load'][0]:.1f}-{r['load'][1]:.1f} |"
         )
@@ -174,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--procs", default="1,2,4", help="process counts to run")
     parser.add_argument("--commit-every", default="1,100", help="commit sizes to run")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per process, sharing one engine and a store with a pool of as many "
+        "connections (per-event commits only)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     # a worker's own arguments
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

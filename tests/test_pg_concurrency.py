@@ -155,3 +155,27 @@ class TestConcurrentReplays:
         ]
         assert len(decisions) == 1200
         _check(pg_url, decisions)
+
+
+class TestSharedStoreThreads:
+    """One engine on one PostgresStore shared by threads, as a threaded web backend has it."""
+
+    @pytest.mark.parametrize("pool_size", [1, 4])
+    def test_eight_threads(self, pg_url: str, pool_size: int) -> None:
+        """Eight threads on one engine (one connection, or a pool of four deciding in
+        parallel): no error, each decision whole, every invariant kept."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from test_threads import hammer
+
+        store = PostgresStore(pg_url, pool_size=pool_size)
+        engine = Engine("helpshift", store)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda w: hammer(engine, w), range(8)))
+        used = [link for link in store._links.all() if link.wire.round_trips]
+        assert (len(used) > 1) == (pool_size > 1)
+        decisions = [d.to_dict() for part in results for d in part]
+        assert len(decisions) == 8 * 60
+        assert {d["outcome"] for d in decisions} <= {"identified", "recorded", "logged_out"}
+        store.close()
+        _check(pg_url, decisions)

@@ -266,9 +266,11 @@ class TestPostgresStore:
         assert answers[0] == answers[1]
         assert answers[0][1]  # the example merges a profile
 
-    def test_run_claimed_once(self, pg_url: str) -> None:
+    @pytest.mark.parametrize("pool_size", [1, 3])
+    def test_run_claimed_once(self, pg_url: str, pool_size: int) -> None:
         """A run claimed by one store is refused to another, and free once released."""
-        first, second = PostgresStore(pg_url), PostgresStore(pg_url)
+        first = PostgresStore(pg_url, pool_size=pool_size)
+        second = PostgresStore(pg_url, pool_size=pool_size)
         run, claim = first.claim_run("log", "rules")
         with pytest.raises(RunBusyError, match=f"\\(pid {os.getpid()} on "):
             second.claim_run("log", "rules")

@@ -22,6 +22,9 @@ from .codec import Param
 from .schema import lock_key, quoted
 
 Fetch = Callable[[str, list[Param]], list[tuple[Any, ...]]]
+#: a connection kept for a run's claim (its session-level lock lives as long as it does): the
+#: fetch that uses it, and how to give it back
+Hold = Callable[[], tuple[Fetch, Callable[[], None]]]
 
 
 class Trail:
@@ -30,14 +33,15 @@ class Trail:
     def __init__(
         self,
         fetch: Fetch,
-        lock: threading.RLock,
+        hold: Hold,
         commit: Callable[[], None],
         *,
         schema: str,
         shown: str,
     ) -> None:
         self._fetch = fetch
-        self._lock = lock
+        self._hold = hold
+        self._lock = threading.Lock()
         self._commit = commit
         self._shown = shown
         self._s = quoted(schema)
@@ -51,44 +55,49 @@ class Trail:
         connection until the returned context manager exits; where it stopped is read after
         the claim, so no other replay can move it meanwhile."""
         s = self._s
-        with self._lock:
-            self._commit()  # its own statements, not an event's
-            made = self._fetch(
+        self._commit()  # its own statements, not an event's
+        fetch, give_back = self._hold()
+        try:
+            made = fetch(
                 f"INSERT INTO {s}.runs (log_key, ruleset) VALUES ($1, $2) "
                 "ON CONFLICT (log_key, ruleset) DO NOTHING RETURNING id",
                 [log_key, ruleset],
             )
             if not made:
-                made = self._fetch(
+                made = fetch(
                     f"SELECT id FROM {s}.runs WHERE log_key = $1 AND ruleset = $2",
                     [log_key, ruleset],
                 )
             run_id = int(made[0][0])
-            if run_id in self.claimed:
-                raise self._busy("this process")
-            got = self._fetch("SELECT pg_try_advisory_lock($1, $2)", [self._space, run_id])
-            if not got[0][0]:
-                raise self._busy(self._holder(run_id))
-            self.claimed.add(run_id)
-            try:
-                count = self._fetch(f"SELECT count(*) FROM {s}.decisions WHERE run = $1", [run_id])
-                last = self._fetch(
-                    f"SELECT line, event_id, hash FROM {s}.decisions WHERE run = $1 "
-                    "ORDER BY seq DESC LIMIT 1",
-                    [run_id],
-                )
-            except BaseException:
-                self._release(run_id)
-                raise
-        claim = _Claim(self, run_id)
+            with self._lock:
+                if run_id in self.claimed:
+                    raise self._busy("this process")
+                got = fetch("SELECT pg_try_advisory_lock($1, $2)", [self._space, run_id])
+                if not got[0][0]:
+                    raise self._busy(self._holder(fetch, run_id))
+                self.claimed.add(run_id)
+        except BaseException:
+            give_back()
+            raise
+        claim = _Claim(self, run_id, fetch, give_back)
+        try:
+            count = fetch(f"SELECT count(*) FROM {s}.decisions WHERE run = $1", [run_id])
+            last = fetch(
+                f"SELECT line, event_id, hash FROM {s}.decisions WHERE run = $1 "
+                "ORDER BY seq DESC LIMIT 1",
+                [run_id],
+            )
+        except BaseException:
+            claim.release()
+            raise
         if not last:
             return Run(run_id, 0, 0, None, None), claim
         return Run(run_id, int(count[0][0]), last[0][0], last[0][1], last[0][2]), claim
 
-    def _holder(self, run_id: int) -> str | None:
+    def _holder(self, fetch: Fetch, run_id: int) -> str | None:
         """Who holds a run's claim, as far as the server says (None: it will not say)."""
         try:
-            rows = self._fetch(
+            rows = fetch(
                 "SELECT a.application_name, a.client_addr::text, a.pid FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
                 "AND l.granted AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid "
@@ -112,11 +121,12 @@ class Trail:
             "let it finish (run this again after it to resume, if it stops early)"
         )
 
-    def _release(self, run_id: int) -> None:
-        if run_id not in self.claimed:
-            return
-        self.claimed.discard(run_id)
-        self._fetch("SELECT pg_advisory_unlock($1, $2)", [self._space, run_id])
+    def _release(self, run_id: int, fetch: Fetch) -> None:
+        with self._lock:
+            if run_id not in self.claimed:
+                return
+            self.claimed.discard(run_id)
+        fetch("SELECT pg_advisory_unlock($1, $2)", [self._space, run_id])
 
     # history -----------------------------------------------------------------------------
     def history(self, profile_ids: Iterable[str]) -> Iterator[DecisionRecord]:
@@ -175,9 +185,13 @@ class _Claim:
     """A run's claim: released on exit (a no-op once the store is closed: the server released
     it with the connection)."""
 
-    def __init__(self, trail: Trail, run_id: int) -> None:
+    def __init__(
+        self, trail: Trail, run_id: int, fetch: Fetch, give_back: Callable[[], None]
+    ) -> None:
         self._trail = trail
         self._run_id = run_id
+        self._fetch = fetch
+        self._give_back: Callable[[], None] | None = give_back
 
     def __enter__(self) -> _Claim:
         return self
@@ -191,7 +205,13 @@ class _Claim:
         self.release()
 
     def release(self) -> None:
+        """Give the run up (again: a no-op)."""
+        give_back, self._give_back = self._give_back, None
+        if give_back is None:
+            return
         try:
-            self._trail._release(self._run_id)
+            self._trail._release(self._run_id, self._fetch)
         except Exception:  # the connection is gone, and the claim with it
             self._trail.claimed.discard(self._run_id)
+        finally:
+            give_back()
