@@ -148,6 +148,42 @@ def run(base: str, args: argparse.Namespace, procs: int, commit_every: int) -> d
     }
 
 
+def calibrate(base: str, args: argparse.Namespace) -> dict[str, float]:
+    """What bounds the figures on this machine: a bare round trip (``SELECT 1``), a bare
+    commit (one INSERT and COMMIT a round trip, the server's fsync included) and the engine
+    alone (in memory, process 0's log)."""
+    import psycopg
+
+    from idrules import Engine, MemoryStore, replay
+    from idrules.store.postgres.url import parse
+    from idrules.store.postgres.wire import Wire
+
+    n = 2_000
+    with psycopg.connect(parse(base).conninfo, autocommit=True) as conn:
+        wire = Wire(conn)
+        start = time.perf_counter()
+        for _ in range(n):
+            wire.send([("SELECT 1", None)])
+        trip = (time.perf_counter() - start) / n
+        table = f"idrules_calibration_{secrets.token_hex(4)}"  # logged: its commits fsync
+        wire.send([(f"CREATE TABLE {table} (id bigserial PRIMARY KEY)", None)])
+        try:
+            start = time.perf_counter()
+            for _ in range(n):
+                wire.send([("BEGIN", None), (f"INSERT INTO {table} DEFAULT VALUES", None),
+                           ("COMMIT", None)])  # fmt: skip
+            commit = (time.perf_counter() - start) / n
+        finally:
+            wire.send([(f"DROP TABLE {table}", None)])
+    lines = log_for(args.pack, args.events, args.seed, 0, 1)
+    engine = Engine(args.pack, MemoryStore(), secrets=workload.SECRETS, environ={})
+    with open(os.devnull, "w") as sink:
+        start = time.perf_counter()
+        replay(engine, lines, sink.write)
+        memory = len(lines) / (time.perf_counter() - start)
+    return {"round_trip_us": trip * 1e6, "commits_per_s": 1 / commit, "memory_rate": memory}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The results as a Markdown table; speed-up against 1 process with the same commits."""
     one = {r["commit_every"]: r["rate"] for r in rows if r["procs"] == r["threads"] == 1}
@@ -201,6 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
     if not args.url:
         parser.error("give --url (or set IDRULES_BENCH_POSTGRES)")
+    bounds = calibrate(args.url, args)
+    print(
+        f"on this machine: a round trip {bounds['round_trip_us']:.0f} µs, bare commits "
+        f"{bounds['commits_per_s']:,.0f}/s (one connection), the engine in memory "
+        f"{bounds['memory_rate']:,.0f} events/s",
+        flush=True,
+    )
     rows = []
     for commit_every in (int(c) for c in args.commit_every.split(",")):
         for procs in (int(p) for p in args.procs.split(",")):
@@ -215,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(table(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"bounds": bounds, "rows": rows}, indent=1) + "\n")
     return 0
 
 
