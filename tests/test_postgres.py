@@ -18,12 +18,13 @@ from pathlib import Path
 
 import golden
 import pytest
+import test_store
 import workload
 from cli_support import assert_one_line_error, clean_env, cli, command, write_events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from idrules import Engine, SqliteStore, StoreError, export_rows
+from idrules import Engine, MemoryStore, SqliteStore, StoreError, export_rows
 from idrules.audit import RunBusyError
 from idrules.decision import dumps
 from idrules.store.base import Changes, Profile, ProfileWrite, Session
@@ -285,6 +286,25 @@ class TestPostgresStore:
             c.__exit__(None, None, None)
         first.close()
         second.close()
+
+
+class TestStoresAgreePostgres:
+    """The PostgreSQL store decides test_store's varied logs as the memory store does."""
+
+    @pytest.mark.parametrize("commit_every", [1, 7])
+    @pytest.mark.parametrize("case", sorted(test_store.CASES))
+    def test_same_decisions_and_export(self, case: str, commit_every: int, pg_url: str) -> None:
+        """Merges, expiry, ambiguity, duplicates and malformed lines: same decisions, export."""
+        rules, keys, sign = test_store.CASES[case]
+        log = test_store.varied_log(3, 400, keys, sign=sign)
+        secrets = {"current": test_store.SECRET}
+        memory = MemoryStore()
+        store = PostgresStore(pg_url, commit_every=commit_every)
+        by_memory = test_store.decide_all(Engine(rules, memory, secrets=secrets), log)
+        by_store = test_store.decide_all(Engine(rules, store, secrets=secrets), log)
+        assert by_store == by_memory
+        assert list(export_rows(store)) == list(export_rows(memory))
+        store.close()
 
 
 class TestGoldenPostgres:
