@@ -24,7 +24,7 @@ from cli_support import assert_one_line_error, clean_env, cli, command, write_ev
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from idrules import Engine, MemoryStore, SqliteStore, StoreError, export_rows
+from idrules import Engine, MemoryStore, SqliteStore, StoreError, export_rows, replay
 from idrules.audit import RunBusyError
 from idrules.decision import dumps
 from idrules.store.base import Changes, Profile, ProfileWrite, Session
@@ -234,6 +234,21 @@ class TestPostgresStore:
         assert [r["user_id"] for r in export_rows(reader)] == ["u1", "u2"]
         assert not reader.is_decided("e2") and reader.is_decided("e3")
         reader.close()
+
+    @pytest.mark.parametrize(("commit_every", "trips"), [(1, 2.0), (50, 1.0)])
+    def test_round_trips_per_event(self, pg_url: str, commit_every: int, trips: float) -> None:
+        """A workload event costs two round trips (one in a commit group), ~10 statements."""
+        lines = [line.encode() for line in workload.generate("strict", 600, seed=5)]
+        store = PostgresStore(pg_url, commit_every=commit_every)
+        engine = Engine("strict", store, secrets=workload.SECRETS, environ={})
+        before = store.counts
+        replay(engine, lines, lambda _: None)
+        store.commit()
+        after = store.counts
+        statements, round_trips = after[0] - before[0], after[1] - before[1]
+        store.close()
+        assert round_trips / len(lines) <= trips + 0.05
+        assert statements / len(lines) <= 10.5
 
     def test_readonly_refuses_writes(self, pg_url: str) -> None:
         """A read-only store refuses a transaction and a run claim."""

@@ -3,8 +3,13 @@ durable store keeps.
 
 The planner only *reads* a store (:class:`StoreReader`); the engine then hands the planned
 :class:`Changes` to :meth:`Store.apply`, the only write, inside :meth:`Store.transaction`.
-Two implementations: :mod:`.memory` (tests, benchmarks, replays without ``--store``) and
-:mod:`.sqlite` (durable, several processes on one file).
+Three implementations: :mod:`.memory` (tests, benchmarks, replays without ``--store``),
+:mod:`.sqlite` (durable, several processes on one file) and :mod:`.postgres` (durable, many
+processes on many machines against one database).
+
+A store may also offer ``prefetch(event_id, session, user_key)``: the engine calls it inside
+the event's transaction, before planning, with what the event will read first, so a store
+across a network reads it all in one round trip (the PostgreSQL store does).
 """
 
 from __future__ import annotations

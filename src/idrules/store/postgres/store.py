@@ -1,25 +1,24 @@
 """The PostgreSQL store: many engine processes, on one machine or many, deciding against one
 database, every invariant of SPEC §3 kept.
 
-How an event stays isolated (READ COMMITTED, each event one transaction):
+How an event stays isolated (READ COMMITTED, each event one transaction; :mod:`.reads`):
 
-- every row the planner reads is locked until the commit (``SELECT ... FOR UPDATE``): the
-  profiles and sessions a decision is based on cannot change under it;
-- an email key's holders are read under a transaction-level advisory lock on the key (taken
-  before the lookup, which then sees whatever a previous holder of the lock committed), and a
-  write that makes a profile hold an email key takes the same lock: no concurrent event can
-  add a holder that a lookup missed;
-- what has no row to lock is guarded by a unique index instead: a session read as absent is
-  INSERTed (a concurrent creation of it fails), a user key read as free is then held by the
-  profile the event writes (the partial unique index on active user keys fails the second),
-  and the event id is recorded first (``events`` primary key): the same event id sent by two
-  processes is decided once, and the other finds it decided (a ``duplicate``);
-- a deadlock or a unique violation before the decision is sealed raises ``StoreConflict``
-  (the event rolled back), and the engine plans it again.
+- its session, user key and email key are read after a transaction-level advisory lock on
+  each (so what has no row yet, a new session or key, cannot be created by anyone else
+  meanwhile), and the rows it may write are locked as they are read (``FOR UPDATE``): the
+  planner's view holds until the commit;
+- its event id is recorded first: the same id sent by two processes is decided once, and the
+  other finds it decided (a ``duplicate``);
+- unique indexes stay as safety nets (``events.id``, ``sessions.id``, active user keys);
+- a deadlock, a unique violation or (in a commit group, which never waits) a lock held
+  elsewhere, before the decision is sealed, rolls the event back and raises
+  ``StoreConflict``; the engine plans it again.
 
 Reads within a transaction are remembered (the rows are locked, so they cannot go stale);
 nothing is remembered across transactions, where other writers may have been. Round trips are
-the cost: see :mod:`.tx` (statements queued until a round trip must happen) and :mod:`.wire`.
+the cost: two an event (:meth:`PostgresStore.prefetch`, then the commit); see :mod:`.tx`
+(statements queued until a round trip must happen), :mod:`.wire` (libpq pipelines),
+:mod:`.writes` and :mod:`.links` (one connection, or a pool for threads).
 """
 
 from __future__ import annotations
