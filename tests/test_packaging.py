@@ -48,9 +48,12 @@ def declared_floors(requirements: list[str]) -> dict[str, tuple[int, ...]]:
     """Each ``name>=version`` requirement's floor, by normalized name."""
     out = {}
     for requirement in requirements:
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", requirement)
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[a-z,]+\])?>=([0-9.]+)", requirement)
         assert match, f"every requirement has a floor: {requirement}"
-        out[normalized(match.group(1))] = tuple(int(p) for p in match.group(2).split("."))
+        floor = tuple(int(p) for p in match.group(3).split("."))
+        out[normalized(match.group(1))] = floor
+        if match.group(2) == "[binary]":  # psycopg[binary]: its libpq wheel, at the same floor
+            out[normalized(match.group(1) + "-binary")] = floor
     return out
 
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .replaying import Summary, replay
     from .rules import Ruleset, load_ruleset, pack_names
     from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
+    from .store.postgres import PostgresStore as PostgresStore
 
 #: public name -> the module that defines it
 _WHERE = {
@@ -66,6 +67,9 @@ _WHERE = {
     "SqliteStore": ".store",
     "Store": ".store",
     "export_rows": ".store",
+    # needs the postgres extra (psycopg), so not in __all__: `from idrules import *` works
+    # without it
+    "PostgresStore": ".store.postgres",
 }
 
 __all__ = [

@@ -39,6 +39,8 @@ from .store.base import DecisionRecord, Store
 from .store.memory import MemoryStore
 
 Clock = Callable[[], datetime]
+#: ``store.prefetch(event_id, session, user_key)``, an optional store method
+Prefetch = Callable[[str, str | None, str | None], None]
 #: how many times an event lost to a concurrent writer is planned again, and the backoff
 _ATTEMPTS = 20
 _BACKOFF_S = 0.002
@@ -86,6 +88,9 @@ class Engine:
         self._intake = Intake(self.ruleset, read_keys(self.ruleset, secrets, env))
         self._redactor = Redactor(self.ruleset, secrets, env)
         self._planner = Planner(self.ruleset)
+        #: a store across a network may be told, before planning, what an event reads first
+        #: (its id, its session, its user key), to read it all in one round trip
+        self._prefetch: Prefetch | None = getattr(self.store, "prefetch", None)
 
     # the one entry point ---------------------------------------------------------------
     def decide(
@@ -104,6 +109,9 @@ class Engine:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with store.transaction():
+                    if self._prefetch is not None and isinstance(event, Event):
+                        key = claim.user_key if claim and claim.verdict == "proceed" else None
+                        self._prefetch(event.id, event.session, key)
                     plan = self._plan(event, claim)
                     decision = plan.decision
                     if self._redactor.active:

@@ -17,6 +17,7 @@ from ..decision import dumps
 from ..store import export_rows
 from ..store.base import DurableStore
 from .base import (
+    STORE_HELP,
     fail,
     friendly,
     main,
@@ -25,7 +26,7 @@ from .base import (
 
 
 @main.command()
-@click.option("--store", "store_path", required=True, help="SQLite store file")
+@click.option("--store", "store_path", required=True, help=STORE_HELP)
 @friendly
 def export(store_path: str) -> None:
     """Print every profile of the store, one JSON object per line (creation order)."""
@@ -64,7 +65,7 @@ def verify_log(decisions: str, head: str | None) -> None:
 
 
 @main.command()
-@click.option("--store", "store_path", required=True, help="SQLite store file")
+@click.option("--store", "store_path", required=True, help=STORE_HELP)
 @click.option("--user-id", "user_id", help="the profile holding this user id")
 @click.option("--email", help="the profile holding this email (compared case-insensitively)")
 @click.option("--profile", "profile", help="a profile id")

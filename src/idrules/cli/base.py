@@ -35,6 +35,7 @@ from ..store.base import Store
 F = TypeVar("F", bound=Callable[..., Any])
 
 RULES_HELP = "a shipped pack's name (" + ", ".join(pack_names()) + ") or a rules file path"
+STORE_HELP = "a SQLite store file, or a PostgreSQL database: postgresql://USER@HOST/DB"
 
 
 #: exit status of a command stopped by Ctrl-C (128 + SIGINT, the shell's convention)
@@ -212,11 +213,15 @@ def store_files(store_path: str | None) -> list[tuple[str, str | None]]:
 
 
 def open_store(path: str | None, *, must_exist: bool = False, commit_every: int = 1) -> Store:
-    """The SQLite store at ``path`` (a fresh memory store without one). ``must_exist``:
-    only read an existing idrules store, read-only: never create or change a file. Notes
-    from the opening (an older store re-keyed) go to stderr, one line each."""
+    """The store ``path`` names: a SQLite file, or a PostgreSQL database for a
+    ``postgresql://`` (or ``postgres://``) URL; a fresh memory store without one.
+    ``must_exist``: only read an existing idrules store, read-only: never create or change a
+    file, a schema or a table. Notes from the opening (an older store re-keyed) go to stderr,
+    one line each."""
     if path is None:
         return MemoryStore()
+    if path.startswith(POSTGRES_SCHEMES):
+        return open_postgres(path, readonly=must_exist, commit_every=commit_every)
     if os.path.isdir(path):
         raise StoreError(f"store {path} is a directory, not a file")
     if must_exist:
@@ -225,6 +230,26 @@ def open_store(path: str | None, *, must_exist: bool = False, commit_every: int 
     for note in store.notes:
         click.echo(f"idrules: note: {note}", err=True)
     return store
+
+
+#: the URL schemes of a PostgreSQL store (see idrules.store.postgres.url)
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_postgres(url: str, *, readonly: bool, commit_every: int = 1) -> Store:
+    """A PostgreSQL store; psycopg is an optional dependency, so its absence is one line."""
+    try:
+        from ..store.postgres import PostgresStore
+    except ImportError as exc:
+        if not (exc.name or "").startswith("psycopg") and "psycopg" not in str(exc):
+            raise
+        from ..store.postgres.url import masked
+
+        raise StoreError(
+            f"store {masked(url)} is a PostgreSQL database, which needs psycopg: "
+            "pip install 'idrules[postgres]'"
+        ) from None
+    return PostgresStore(url, readonly=readonly, commit_every=commit_every)
 
 
 def check_events_file(source: str) -> None:

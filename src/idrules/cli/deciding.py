@@ -34,6 +34,7 @@ from ..store import MemoryStore
 from ..store.base import DecisionRecord, DurableStore, Store
 from .base import (
     RULES_HELP,
+    STORE_HELP,
     check_events_file,
     first_without_bom,
     friendly,
@@ -50,7 +51,7 @@ from .base import (
 @main.command()
 @click.argument("events")
 @click.option("--rules", "rules", required=True, help=RULES_HELP)
-@click.option("--store", "store_path", help="SQLite store file (default: a fresh in-memory store)")
+@click.option("--store", "store_path", help=STORE_HELP + " (default: a fresh in-memory store)")
 @click.option("--out", "out", help="write decisions to this file (default: stdout)")
 @click.option("--secrets", "secrets", help="JSON file of key name -> secret")
 @click.option(
@@ -171,7 +172,7 @@ def _progress(quiet: bool) -> Callable[[int, float], None] | None:
 
 @main.command()
 @click.option("--rules", "rules", required=True, help=RULES_HELP)
-@click.option("--store", "store_path", required=True, help="SQLite store file")
+@click.option("--store", "store_path", required=True, help=STORE_HELP)
 @click.option("--secrets", "secrets", help="JSON file of key name -> secret")
 @friendly
 def resolve(rules: str, store_path: str, secrets: str | None) -> None:

@@ -9,13 +9,11 @@ value: a profile or session put back as it was read is not written.
 
 from __future__ import annotations
 
-import hashlib
-
 import attrs
 
 from ..decision import Decision, Identity, Outcome, Reason, RulesetRef
 from ..events import Event
-from ..store.base import Changes, Profile, ProfileWrite, Session, StoreReader
+from ..store.base import Changes, Profile, ProfileWrite, Session, StoreReader, profile_id_for
 
 _UNREAD = Session("")  # never equal to a real session: an unread session is always written
 
@@ -102,8 +100,7 @@ class Draft:
 
     def new_profile_id(self) -> str:
         """Deterministic: one event creates at most one profile, named after the event."""
-        digest = hashlib.sha256(self.event.id.encode("utf-8", "surrogatepass")).hexdigest()
-        return "p_" + digest[:16]
+        return profile_id_for(self.event.id)
 
     # sessions --------------------------------------------------------------------------
     def session(self, session_id: str) -> Session:

@@ -1,4 +1,5 @@
-"""Stores: a small contract (:mod:`.base`) with two implementations, memory and SQLite."""
+"""Stores: a small contract (:mod:`.base`) with three implementations: memory, SQLite and
+PostgreSQL (:mod:`.postgres`, imported on first use: it needs the ``postgres`` extra)."""
 
 from .base import (
     Changes,

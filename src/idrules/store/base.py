@@ -3,12 +3,18 @@ durable store keeps.
 
 The planner only *reads* a store (:class:`StoreReader`); the engine then hands the planned
 :class:`Changes` to :meth:`Store.apply`, the only write, inside :meth:`Store.transaction`.
-Two implementations: :mod:`.memory` (tests, benchmarks, replays without ``--store``) and
-:mod:`.sqlite` (durable, several processes on one file).
+Three implementations: :mod:`.memory` (tests, benchmarks, replays without ``--store``),
+:mod:`.sqlite` (durable, several processes on one file) and :mod:`.postgres` (durable, many
+processes on many machines against one database).
+
+A store may also offer ``prefetch(event_id, session, user_key)``: the engine calls it inside
+the event's transaction, before planning, with what the event will read first, so a store
+across a network reads it all in one round trip (the PostgreSQL store does).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -38,6 +44,13 @@ class Profile:
     attributes: Mapping[str, Any] = attrs.field(factory=dict)
     #: the event time (µs) of the last activity; an anonymous profile's TTL counts from it
     last_seen: int = 0
+
+
+def profile_id_for(event_id: str) -> str:
+    """The id of the profile an event creates (one event creates at most one): derived from
+    the event's id, so stable and deterministic; a store may rely on no other event making it."""
+    digest = hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return "p_" + digest[:16]
 
 
 @attrs.frozen(slots=True)
