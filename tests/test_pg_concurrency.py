@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cli_support import clean_env, command, write_events
-from test_properties import _check_invariants
+from support import check_invariants
 
 pytest.importorskip("psycopg")
 
@@ -74,7 +74,7 @@ def _check(url: str, decisions: list[dict[str, Any]]) -> None:
     as_objects = [SimpleNamespace(**d) for d in decisions]
     # a user id on at most one active profile; every recorded track in exactly one
     # profile's activity; only anonymous profiles merged, into the decision's profile
-    _check_invariants(SimpleNamespace(store=reader), as_objects)  # type: ignore[arg-type]
+    check_invariants(SimpleNamespace(store=reader), as_objects)  # type: ignore[arg-type]
     folded = [p for d in decisions for p in d["merged"]]
     assert len(folded) == len(set(folded)), "a profile was merged twice"
     by_id: dict[str, list[str]] = {}
