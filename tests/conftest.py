@@ -63,6 +63,14 @@ SLOW = {
     "test_conformance.py::test_conformance_scenario": (
         "the shared scenarios, run as test_scenarios.py runs the project's own"
     ),
+    "test_postgres.py::TestGoldenPostgres": (
+        "every pack's workload replayed into PostgreSQL (~15 s); TestCommandLine compares "
+        "PostgreSQL's bytes with SQLite's on one log"
+    ),
+    "test_postgres.py::TestKilledConnection::test_terminated_backend_then_resume": (
+        "kills the server's backend mid-replay twice (~9 s); test_interrupted_then_resumed "
+        "keeps the resume path"
+    ),
 }
 
 
