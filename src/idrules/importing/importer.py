@@ -37,7 +37,7 @@ from ..reasons import Code
 from ..redact import Redactor
 from ..rules.loader import load_ruleset
 from ..rules.model import Ruleset
-from ..store.base import DurableStore, Store, StoreReader
+from ..store.base import DecisionRecord, DurableStore, Store, StoreReader
 from .intake import RowIntake
 from .rows import Format, UserRow, UsersFile, rows_of_objects
 
@@ -151,12 +151,13 @@ class Importer:
                 event_id, "rejected", ref, identity=claim.identity, reasons=claim.reasons
             )
             return self._count(self._redactor.apply(rejected), False)
-        decision, changed = self._apply(Event(event_id, self._ts, "identify", None, None), claim)
+        event = Event(event_id, self._ts, "identify", None, None)
+        decision, changed = self._apply(event, claim, row.number)
         if decision.outcome == "identified" and claim.user_key is not None:
             self._imported[claim.user_key] = row.number
         return self._count(decision, changed)
 
-    def _apply(self, event: Event, claim: Claim) -> tuple[Decision, bool]:
+    def _apply(self, event: Event, claim: Claim, number: int) -> tuple[Decision, bool]:
         """Plan the row against the store and apply it, planning again after a lost race."""
         store = self.store
         for attempt in range(1, _ATTEMPTS + 1):
@@ -167,7 +168,7 @@ class Importer:
                     changes = attrs.evolve(plan.changes, event_id=None)  # no id recorded
                     if not changes.profiles:
                         return decision, False
-                    seal = partial(record_of, decision) if store.keeps_decisions else None
+                    seal = partial(_record, decision, number) if store.keeps_decisions else None
                     store.apply(changes, seal)
                 return decision, True
             except StoreConflict:
@@ -216,6 +217,12 @@ class Importer:
         return ImportSummary(
             count, c["created"], c["matched"], c["updated"], c["rejected"], seconds
         )
+
+
+def _record(decision: Decision, number: int) -> DecisionRecord:
+    """The record a durable store keeps of a row that changed it (``history`` shows its
+    line in the users file)."""
+    return attrs.evolve(record_of(decision), line=number)
 
 
 def import_users(

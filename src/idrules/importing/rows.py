@@ -139,7 +139,7 @@ def _open(source: str) -> BinaryIO:
     if os.path.isdir(source):
         raise InputError(f"users file {source} is a directory")
     try:
-        return open(source, "rb")  # noqa: SIM115 - closed by UsersFile.close
+        return open(source, "rb")  # closed by UsersFile.close
     except FileNotFoundError:
         raise InputError(f"users file not found: {source}") from None
     except PermissionError:
@@ -148,13 +148,14 @@ def _open(source: str) -> BinaryIO:
 
 def _format_of(source: str, handle: BinaryIO) -> Format:
     """The format an extension names, else the first character that is not blank: ``{``
-    starts JSON lines, anything else a CSV header."""
+    starts JSON lines (as does a file of nothing but blanks: no rows), anything else a CSV
+    header."""
     by_name = _EXTENSIONS.get(os.path.splitext(source)[1].lower())
     if by_name is not None:
         return by_name
     peek = getattr(handle, "peek", None)
     head = strip_bom(peek(64) if peek is not None else b"").lstrip()
-    return "jsonl" if head.startswith(b"{") else "csv"
+    return "jsonl" if head.startswith(b"{") or not head else "csv"
 
 
 # JSON lines --------------------------------------------------------------------------------
@@ -199,9 +200,7 @@ def _parse_jsonl(raw: bytes, number: int) -> UserRow:
     except _DuplicateKey as exc:
         return UserRow(number, problem=f"duplicate key {_short(str(exc))}")
     except NotFinite:
-        return UserRow(
-            number, problem="a number is NaN or Infinity, or overflows to infinity"
-        )
+        return UserRow(number, problem="a number is NaN or Infinity, or overflows to infinity")
     except (ValueError, RecursionError):
         return UserRow(number, problem="line is not valid JSON")
     return row_of_object(obj, number)
@@ -302,5 +301,3 @@ def _csv_row(record: list[str], header: _Header, number: int) -> UserRow:
 def _short(text: str) -> str:
     """A value from the file, quoted and cut short, for a problem's text."""
     return repr(text if len(text) <= _SHORT else text[:_SHORT] + "...")
-
-
