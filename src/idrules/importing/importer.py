@@ -97,7 +97,7 @@ class ImportSummary:
     def line(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"{self.rows} rows in {self.seconds:.2f}s ({rate:,.0f}/s): {self.created} created, "
+            f"{self.rows} row{'' if self.rows == 1 else 's'} in {self.seconds:.2f}s ({rate:,.0f}/s): {self.created} created, "
             f"{self.matched} matched ({self.updated} updated), {self.rejected} rejected"
         )
 
