@@ -96,8 +96,9 @@ class ImportSummary:
 
     def line(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        rows = f"{self.rows} row{'' if self.rows == 1 else 's'}"
         return (
-            f"{self.rows} row{'' if self.rows == 1 else 's'} in {self.seconds:.2f}s ({rate:,.0f}/s): {self.created} created, "
+            f"{rows} in {self.seconds:.2f}s ({rate:,.0f}/s): {self.created} created, "
             f"{self.matched} matched ({self.updated} updated), {self.rejected} rejected"
         )
 
