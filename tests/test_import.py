@@ -551,6 +551,18 @@ class TestLibrary:
         decisions, store = run_import(load_ruleset("helpshift"), str(users))
         assert decisions[0]["created"] and len(list(export_rows(store))) == 1
 
+    def test_mappings_must_be_json(self) -> None:
+        """A mapping holding what JSON cannot carry is refused as a row (event.invalid)."""
+        rows = [
+            {"user_id": "u_1", "attributes": {"when": Path("x")}},
+            {"user_id": "u_2", "attributes": {1: "one"}},
+            {"user_id": "u_3", "attributes": {"n": float("nan")}},
+            {"user_id": "u_4", "attributes": {"tags": ["a", {"b": True}]}},
+        ]
+        decisions, _ = run_import("lumio", rows)
+        assert [d["outcome"] for d in decisions] == ["rejected"] * 3 + ["identified"]
+        assert all(codes(d) == ["event.invalid"] for d in decisions[:3])
+
     def test_needs_a_store(self) -> None:
         """A ruleset without a store is refused (an Engine brings one)."""
         with pytest.raises(ValueError, match="needs a store"):

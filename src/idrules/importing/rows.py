@@ -60,9 +60,27 @@ class UserRow:
 
 
 def rows_of_objects(objects: Iterable[Any]) -> Iterator[UserRow]:
-    """Rows from JSON-like objects (a library caller's dicts), numbered from 1."""
+    """Rows from JSON-like objects (a library caller's dicts), numbered from 1: a value JSON
+    cannot carry (a date, a set, a key that is not text) refuses its row, as in a file."""
     for number, obj in enumerate(objects, start=1):
-        yield row_of_object(obj, number)
+        problem = _not_json(obj)
+        yield row_of_object(obj, number) if problem is None else UserRow(number, problem=problem)
+
+
+def _not_json(value: Any) -> str | None:
+    """Why a library caller's value is not JSON data (None when it is)."""
+    stack = [value]
+    while stack:  # iterative: values may nest deeply
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return "an object key is not text"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif item is not None and not isinstance(item, (str, int, float)):
+            return f"a value is not JSON data ({type(item).__name__})"
+    return not_json_text(value)
 
 
 def row_of_object(obj: Any, number: int) -> UserRow:
