@@ -80,7 +80,7 @@ def _not_json(value: Any) -> str | None:
             stack.extend(item)
         elif item is not None and not isinstance(item, (str, int, float)):
             return f"a value is not JSON data ({type(item).__name__})"
-    return not_json_text(value)
+    return None  # lone surrogates and non-finite numbers: row_of_object's check
 
 
 def row_of_object(obj: Any, number: int) -> UserRow:
@@ -113,6 +113,8 @@ class UsersFile:
     ``.jsonl``/``.ndjson``; else by the first character: ``{`` is JSON lines)."""
 
     def __init__(self, source: str | os.PathLike[str], fmt: Format = "auto") -> None:
+        if fmt not in ("auto", "csv", "jsonl"):
+            raise ValueError(f"format must be auto, csv or jsonl, not {fmt!r}")
         self.source = str(source)
         self._handle = _open(self.source)
         self._text: io.TextIOWrapper | None = None
