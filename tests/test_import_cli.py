@@ -13,6 +13,8 @@ from pathlib import Path
 
 from cli_support import assert_one_line_error, assert_one_line_usage_error, clean_env, cli
 
+pytest_plugins = ["pg_support"]
+
 USERS_CSV = (
     "User ID,Email,Name,verified,plan\n"
     "u_1,ada@example.com,Ada,true,pro\n"
@@ -151,3 +153,18 @@ class TestImportCommand:
         assert proc.returncode == 0
         assert b"\r5 rows" in seen and b"idrules: 5 rows" in seen
         assert b"\r" not in proc.stdout and len(proc.stdout.splitlines()) == 5
+
+
+class TestImportPostgres:
+    """idrules import --store postgresql://... (IDRULES_TEST_POSTGRES)."""
+
+    def test_import_twice(self, tmp_path: Path, pg_url: str) -> None:
+        """The second import of the file creates nothing; the export stays the same."""
+        users = users_file(tmp_path)
+        first = cli("import", users, "--rules", "helpshift", "--store", pg_url, cwd=tmp_path)
+        assert first.returncode == 0 and "2 created" in first.stderr, first.stderr
+        export = cli("export", "--store", pg_url)
+        again = cli("import", users, "--rules", "helpshift", "--store", pg_url, cwd=tmp_path)
+        assert again.returncode == 0 and "0 created, 2 matched" in again.stderr
+        assert cli("export", "--store", pg_url).stdout == export.stdout
+        assert len(export.stdout.splitlines()) == 2
