@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .decision import Citation, Decision, Identity, Reason, RulesetRef
     from .engine import Engine
     from .events import Event, InvalidEvent, parse_line
+    from .importing import ImportSummary, import_users
     from .replaying import Summary, replay
     from .rules import Ruleset, load_ruleset, pack_names
     from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
@@ -56,6 +57,8 @@ _WHERE = {
     "Event": ".events",
     "InvalidEvent": ".events",
     "parse_line": ".events",
+    "ImportSummary": ".importing",
+    "import_users": ".importing",
     "Summary": ".replaying",
     "replay": ".replaying",
     "Ruleset": ".rules",
@@ -80,6 +83,7 @@ __all__ = [
     "Event",
     "Identity",
     "IdrulesError",
+    "ImportSummary",
     "InputError",
     "InvalidEvent",
     "MemoryStore",
@@ -97,6 +101,7 @@ __all__ = [
     "StoreError",
     "Summary",
     "export_rows",
+    "import_users",
     "load_ruleset",
     "pack_names",
     "parse_line",

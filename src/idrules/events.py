@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
@@ -284,3 +284,14 @@ def not_json_text(value: Any) -> str | None:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return None
+
+
+def strict_decoder(object_pairs_hook: Callable[[list[tuple[str, Any]]], Any]) -> json.JSONDecoder:
+    """A decoder as strict as the log's (NaN, Infinity and numbers overflowing to infinity
+    refused, :class:`NotFinite`) whose objects are built by ``object_pairs_hook`` (an import's
+    rows refuse duplicate keys there: :mod:`idrules.importing.rows`)."""
+    return json.JSONDecoder(
+        parse_constant=_reject_constant,
+        parse_float=_finite_float,
+        object_pairs_hook=object_pairs_hook,
+    )

@@ -80,7 +80,9 @@ class Entry:
 CATALOG: tuple[Entry, ...] = (
     Entry(
         (Code.EVENT_INVALID, Code.EVENT_DUPLICATE),
-        "a malformed event (``detail`` says what is wrong); an event id already decided",
+        "a malformed event (``detail`` says what is wrong); an event id already decided. "
+        "In an import (docs/import.md): a row that cannot be read or has no identifier; a "
+        "row whose user id an earlier row of the import imported (``field`` ``user_id``)",
         "nothing (``rule`` is null)",
     ),
     Entry(

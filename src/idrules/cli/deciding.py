@@ -113,7 +113,7 @@ def replay(
         # this process is the replay: what start-up made (rules, schema, libraries) lives
         # until the end, so the cyclic GC need never walk it (replay raises its thresholds)
         gc.freeze()
-        summary = run_replay(engine, lines, sink.write, _progress(quiet), start=start)
+        summary = run_replay(engine, lines, sink.write, progress_line(quiet), start=start)
         sink.flush()
         store.close()  # commits the last group (flushing the decisions first)
         done = True
@@ -158,14 +158,14 @@ def _stop(store: Store, sink: IO[str] | None, failure: BaseException | None) -> 
         store.close()
 
 
-def _progress(quiet: bool) -> Callable[[int, float], None] | None:
-    """A progress line with events/s, only when stderr is a terminal."""
+def progress_line(quiet: bool, unit: str = "events") -> Callable[[int, float], None] | None:
+    """A progress line with ``unit``/s (events, rows), only when stderr is a terminal."""
     if quiet or not sys.stderr.isatty():
         return None
 
     def show(count: int, seconds: float) -> None:
         rate = count / seconds if seconds > 0 else 0.0
-        click.echo(f"\r{count:,} events  {rate:,.0f}/s ", err=True, nl=False)
+        click.echo(f"\r{count:,} {unit}  {rate:,.0f}/s ", err=True, nl=False)
 
     return show
 

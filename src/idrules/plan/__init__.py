@@ -40,6 +40,9 @@ class Planner:
         self.identify = self._resolver.identify
         self.logout = self._sessions.logout
         self.track = self._sessions.track
+        #: ``resolve(draft, claim)``: a claim that proceeds, in a draft the caller made (an
+        #: import's rows: :mod:`idrules.importing`)
+        self.resolve = self._resolver.resolve
 
     def invalid(self, event: InvalidEvent) -> Plan:
         """A malformed event: refused, and its id (if one could be read) recorded."""
@@ -60,3 +63,4 @@ class Planner:
     identify: Callable[[Event, Claim, StoreReader], Plan]
     logout: Callable[[Event, StoreReader], Plan]
     track: Callable[[Event, Claim | None, StoreReader], Plan]
+    resolve: Callable[[Draft, Claim], Plan]

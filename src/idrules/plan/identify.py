@@ -53,6 +53,12 @@ class Resolver:
             return self.sessions.anonymous(d, claim.identity)
         return self._identified(d, claim)
 
+    def resolve(self, d: Draft, claim: Claim) -> Plan:
+        """Plan a claim that proceeds, in a draft the caller made: an import's, which names the
+        profiles it creates after the row's identifiers (:mod:`idrules.importing`)."""
+        d.reasons.extend(claim.reasons)
+        return self._identified(d, claim)
+
     def _identified(self, d: Draft, claim: Claim) -> Plan:
         c, identity = self.c, claim.identity
         session = d.session(d.event.session) if d.event.session else None
