@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import sys
+from typing import Any
 
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
@@ -39,7 +40,7 @@ engine = Engine(
 )
 
 
-def json_object(request: HttpRequest) -> dict | None:
+def json_object(request: HttpRequest) -> dict[str, Any] | None:
     """The request's body if it is a JSON object, else None."""
     try:
         body = json.loads(request.body)

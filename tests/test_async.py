@@ -16,6 +16,8 @@ from idrules.asyncengine import parallelism
 
 pytest_plugins = ["pg_support"]
 
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
 #: how long a gated store waits for the test to open the gate before it gives up
 GATE_S = 10.0
 
@@ -319,3 +321,18 @@ class TestCancellation:
 
         assert run(main).outcome == "identified"
         assert store.inner.is_decided("e1")
+
+
+class TestBenchmark:
+    """benchmarks/asyncapi.py runs end to end (its timings are not checked)."""
+
+    def test_runs(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every variant over both stores gives a CPU and a wall time per event."""
+        monkeypatch.syspath_prepend(str(BENCHMARKS))
+        import asyncapi
+
+        result = asyncapi.main(["--events", "30", "--repeat", "1"])
+        assert sorted(result) == ["memory", "sqlite"]
+        for variants in result.values():
+            assert list(variants) == list(asyncapi.VARIANTS)
+            assert all(cpu >= 0 and wall > 0 for cpu, wall in variants.values())
