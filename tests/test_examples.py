@@ -125,8 +125,9 @@ class TestExample:
                 ]
             assert [status for status, _ in answers] == [200] * len(answers)
         assert "Traceback" not in server.output, server.output
-        if name == "fastapi":  # on SIGTERM uvicorn ends the lifespan: the store is closed
+        if name == "fastapi":  # on SIGTERM uvicorn ends the lifespan, which closes the store
             assert "Application shutdown complete." in server.output, server.output
+            assert not Path(f"{store}-wal").exists()  # SQLite's last close folds the WAL in
         decisions = [first, again, vote, *(body for _, body in answers)]
         reader = SqliteStore(store, readonly=True)
         check_invariants(
