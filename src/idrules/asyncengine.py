@@ -46,8 +46,8 @@ class AsyncEngine:
 
     A decision is all or nothing, also when the task awaiting it is cancelled (a client gone,
     a timeout): an event not yet started is never decided; one already started completes in
-    its thread, its transaction committed whole, and only its answer is lost (deciding the
-    same ``id`` again answers ``duplicate``). :meth:`aclose` (or leaving ``async with``) waits
+    its thread, its transaction committed (or rolled back) whole, and only its answer is lost
+    (deciding the same ``id`` again answers ``duplicate``). :meth:`aclose` (or leaving ``async with``) waits
     for the decisions in flight, then closes the store.
     """
 
