@@ -47,8 +47,8 @@ class AsyncEngine:
     A decision is all or nothing, also when the task awaiting it is cancelled (a client gone,
     a timeout): an event not yet started is never decided; one already started completes in
     its thread, its transaction committed (or rolled back) whole, and only its answer is lost
-    (deciding the same ``id`` again answers ``duplicate``). :meth:`aclose` (or leaving ``async with``) waits
-    for the decisions in flight, then closes the store.
+    (deciding the same ``id`` again answers ``duplicate``). :meth:`aclose` (or leaving
+    ``async with``) waits for the decisions in flight, then closes the store.
     """
 
     def __init__(self, engine: Engine, *, threads: int | None = None) -> None:
