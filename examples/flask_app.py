@@ -2,8 +2,8 @@
 
 Run it with ``flask --app examples/flask_app.py run`` (threaded, as ``flask run`` always is).
 ``IDRULES_RULES`` names the ruleset (a pack or a file; default ``helpshift``) and
-``IDRULES_STORE`` the SQLite file (default ``idrules.db``). The widget's session id travels in
-the ``widget_session`` cookie.
+``IDRULES_STORE`` a SQLite file (default: in memory, gone when the process ends). The widget's
+session id travels in the ``widget_session`` cookie.
 """
 
 import logging
@@ -11,15 +11,16 @@ import os
 
 from flask import Flask, jsonify, request
 
-from idrules import Engine, SqliteStore
+from idrules import Engine, MemoryStore, SqliteStore
 
 log = logging.getLogger("idrules.decisions")
 app = Flask(__name__)
 # one engine for the process, built once at start-up and shared by every request thread:
 # each decision is one transaction under the store's lock
+store = os.environ.get("IDRULES_STORE")
 engine = Engine(
     os.environ.get("IDRULES_RULES", "helpshift"),
-    SqliteStore(os.environ.get("IDRULES_STORE", "idrules.db")),
+    SqliteStore(store) if store else MemoryStore(),
 )
 
 
@@ -34,9 +35,7 @@ def identify():
         return jsonify(error="identity must be an object or null"), 400
     decision = engine.identify(body["identity"], session=request.cookies.get("widget_session"))
     log.info(decision.to_json())  # the audit trail: one line per call
-    if decision.outcome == "rejected":
-        return jsonify(error="identity refused", reasons=decision.codes), 403
-    return jsonify(profile=decision.profile, outcome=decision.outcome)
+    return jsonify(decision.to_dict())  # the whole decision (docs/decisions.md)
 
 
 @app.post("/widget/track")
@@ -50,6 +49,4 @@ def track():
         return jsonify(error="properties must be an object"), 400
     decision = engine.track(body["name"], session=session, properties=properties)
     log.info(decision.to_json())
-    if decision.outcome == "rejected":
-        return jsonify(error="activity refused", reasons=decision.codes), 403
-    return jsonify(profile=decision.profile, event=decision.event_id)
+    return jsonify(decision.to_dict())

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         StoreConflict,
         StoreError,
     )
+    from .asyncengine import AsyncEngine
     from .claim import Claim
     from .decision import Citation, Decision, Identity, Reason, RulesetRef
     from .engine import Engine
@@ -47,6 +48,7 @@ _WHERE = {
     "SecretsError": "._errors",
     "StoreConflict": "._errors",
     "StoreError": "._errors",
+    "AsyncEngine": ".asyncengine",
     "Claim": ".claim",
     "Citation": ".decision",
     "Decision": ".decision",
@@ -76,6 +78,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "AsyncEngine",
     "Citation",
     "Claim",
     "Decision",

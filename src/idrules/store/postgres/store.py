@@ -84,6 +84,8 @@ class PostgresStore:
         self.path = self._url.shown
         self.schema = self._url.schema
         self.readonly = readonly
+        #: how many events it decides at once (an AsyncEngine sizes its threads to it)
+        self.pool_size = pool_size
         self.notes: list[str] = []
         self._lock = threading.Lock()
         self._closed = False
