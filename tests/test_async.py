@@ -293,6 +293,9 @@ class TestCancellation:
             queued = asyncio.create_task(engine.identify({"userId": "u2"}, session="s2", id="e2"))
             await asyncio.sleep(0.05)
             queued.cancel()
+            # the cancellation reaches the pool's future through loop callbacks: let them
+            # run before the thread is free to take the queued call
+            await asyncio.sleep(0.05)
             store.release.set()
             decision = await first
             with pytest.raises(asyncio.CancelledError):
