@@ -124,6 +124,33 @@ def strict_loads(text: str) -> Any:
     return _decode(text)
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice: readers disagree on which value wins."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(f"the key {key[:40]!r} appears twice in one object")
+            seen.add(key)
+    return obj
+
+
+_UNIQUE = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+)
+
+
+def strict_unique_loads(text: str) -> Any:
+    """:func:`strict_loads`, also refusing an object that names a key twice
+    (:class:`DuplicateKey`): for input that crosses a trust boundary (an HTTP body), where a
+    proxy that reads the first value and idrules the last would judge different events."""
+    return _UNIQUE.decode(text)
+
+
 #: the longest log line read whole (events are a few hundred bytes; a token is at most 8 KiB)
 MAX_LINE_BYTES = 1024 * 1024
 

@@ -1,7 +1,8 @@
 """The ``idrules`` command line (docs/cli.md): the group and its commands, one module per kind
-of work (:mod:`.deciding`, :mod:`.auditing`, :mod:`.authoring`) over :mod:`.base`."""
+of work (:mod:`.deciding`, :mod:`.auditing`, :mod:`.authoring`, :mod:`.serving`) over
+:mod:`.base`."""
 
-from . import auditing, authoring, deciding
+from . import auditing, authoring, deciding, serving
 from .base import main
 
-__all__ = ["auditing", "authoring", "deciding", "main"]
+__all__ = ["auditing", "authoring", "deciding", "main", "serving"]
