@@ -16,6 +16,7 @@ from typing import Any
 from cli_support import clean_env, command
 
 #: a token of the right length (tests only)
+Connection = http.client.HTTPConnection
 TOKEN = "test-token-0123456789abcdef-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 _START = re.compile(r"^idrules: serving \S+ on (http://\S+) ", re.M)
@@ -91,7 +92,7 @@ class Server:
                 conn.close()
 
     def call(
-        self, method: str, path: str, body: Any = None, conn: http.client.HTTPConnection | None = None
+        self, method: str, path: str, body: Any = None, conn: Connection | None = None
     ) -> tuple[int, Any]:
         """An authenticated request; its status and JSON body."""
         status, _, data = self.request(method, path, body, AUTH, conn)

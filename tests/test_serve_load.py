@@ -25,10 +25,8 @@ import pytest
 from serve_support import AUTH, TOKEN, Server
 from support import check_invariants
 
-pytest.importorskip("starlette")
-
-from idrules import SqliteStore  # noqa: E402
-from idrules.store.base import Store  # noqa: E402
+from idrules import SqliteStore
+from idrules.store.base import Store
 
 pytest_plugins = ["pg_support"]
 
@@ -160,7 +158,8 @@ class TestShutdown:
         answered; then the server exits 0 and the SQLite store was closed (no -wal file
         left, which a connection still open would keep)."""
         db = tmp_path / "store.db"
-        with Server(tmp_path, "--rules", "helpshift", "--store", db, "--workers", workers) as server:
+        args = ("--rules", "helpshift", "--store", db, "--workers", workers)
+        with Server(tmp_path, *args) as server:
             server.wait_ready()
             body = json.dumps(
                 {"id": "inflight", "type": "identify", "session": "b", "payload": {"userId": "u"}}
@@ -210,8 +209,8 @@ class TestProperties:
             document.write_bytes(server.request("GET", "/openapi.json", None, AUTH)[2])
             proc = subprocess.run(
                 [sys.executable, "-m", "schemathesis.cli", "run", str(document),
-                 "--url", server.url, "--checks", "not_a_server_error", "--max-examples", "20", "--seed", "1",
-                 "--header", f"Authorization: Bearer {TOKEN}", "--no-color"],
+                 "--url", server.url, "--checks", "not_a_server_error", "--max-examples", "20",
+                 "--seed", "1", "--header", f"Authorization: Bearer {TOKEN}", "--no-color"],
                 capture_output=True, text=True, timeout=300, cwd=tmp_path,
                 env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
             )  # fmt: skip
