@@ -15,7 +15,7 @@ import schemathesis
 from jsonschema import Draft202012Validator
 from serve_support import AUTH, TOKEN, Server
 
-from idrules import Engine, SqliteStore, export_rows
+from idrules import Engine, Event, SqliteStore, export_rows, parse_line
 from idrules.serve.limits import MAX_BODY
 from idrules.serve.schemas import COMPONENTS
 
@@ -365,3 +365,56 @@ def _python(code: str) -> Any:
         [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60
     )
     return proc
+
+
+class TestSchemas:
+    """The JSON Schemas of the document describe what the engine really writes."""
+
+    @pytest.mark.parametrize("pack", ["helpshift", "quackback"])
+    def test_real_events_decisions_profiles_records(self, pack: str, tmp_path: Path) -> None:
+        """The shipped example log of a pack: every event fits Event, every decision
+        Decision, every export row Profile, every stored record DecisionRecord, and a
+        history answer History."""
+        from idrules.audit.records import record_dict
+        from idrules.serve.schemas import DECISION, EVENT, HISTORY, PROFILE, RECORD
+
+        secrets = json.loads((ROOT / "examples" / "demo-secrets.json").read_text())
+        store = SqliteStore(tmp_path / "s.db")
+        engine = Engine(pack, store, secrets=secrets, environ={})
+        lines = [x for x in (ROOT / "examples" / f"{pack}-events.jsonl").read_text().splitlines()
+                 if x.strip()]  # fmt: skip
+        decisions = [engine.decide_line(line).to_dict() for line in lines]
+        # the well-formed events (a log may hold malformed ones, decided event.invalid)
+        events = [json.loads(x) for x in lines if isinstance(parse_line(x), Event)]
+        assert events
+        rows = list(export_rows(store))
+        records = [record_dict(r) for r in store.history([r["profile"] for r in rows])]
+        for schema, instances in [
+            (EVENT, events), (DECISION, decisions), (PROFILE, rows), (RECORD, records),
+            (HISTORY, [{"profile": rows[0]["profile"], "merged": [], "decisions": records}]),
+        ]:  # fmt: skip
+            validator = Draft202012Validator(schema)
+            for instance in instances:
+                validator.validate(instance)
+        touched = [d["event_id"] for d in decisions if d["profile"] is not None]
+        assert sorted(r["event_id"] for r in records) == sorted(touched)
+        store.close()
+
+    def test_schemas_refuse_what_the_engine_never_writes(self) -> None:
+        """Not vacuous: an unknown outcome, a missing key or an extra one is refused."""
+        from idrules.serve.schemas import DECISION, PROFILE
+
+        decision = Engine("helpshift").identify({"userId": "u"}, session="s").to_dict()
+        row = {**export_rows_of_one()}
+        validator, rows = Draft202012Validator(DECISION), Draft202012Validator(PROFILE)
+        assert validator.is_valid(decision) and rows.is_valid(row)
+        assert not validator.is_valid({**decision, "outcome": "merged"})
+        assert not validator.is_valid({k: v for k, v in decision.items() if k != "reasons"})
+        assert not rows.is_valid({**row, "secret": "x"})
+        assert not rows.is_valid({**row, "state": "deleted"})
+
+
+def export_rows_of_one() -> dict[str, Any]:
+    engine = Engine("helpshift")
+    engine.identify({"userId": "u", "userEmail": "u@example.com"}, session="s")
+    return next(export_rows(engine.store))
