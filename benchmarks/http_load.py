@@ -2,7 +2,8 @@
 worker processes with the memory (1 worker only), SQLite and PostgreSQL stores.
 
     python benchmarks/http_load.py --events 4000 --connections 16
-    python benchmarks/http_load.py --postgres postgresql://postgres@127.0.0.1:5432/test --json out/http.json
+    python benchmarks/http_load.py --postgres postgresql://postgres@127.0.0.1:5432/test \
+        --json out/http.json
 
 Each configuration starts a real server (`python -m idrules serve --port 0`, a fresh store:
 a temporary SQLite file, or a schema of its own in the PostgreSQL database, dropped after),
