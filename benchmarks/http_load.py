@@ -17,7 +17,8 @@ Requests/s is the measured events over the wall time from the first to the last 
 latency is from a request's first byte written to its answer's last byte read. The client
 shares the machine with the server: its CPU time over the measured run is printed beside the
 server's (all its processes, from /proc), each as a share of one core (200% is both cores of
-a 2-core machine), so a reader sees what part of the cores the client took.
+a 2-core machine), so a reader sees what part of the cores the client took; and the server's
+CPU milliseconds per request, which depends least on what else the machine is running.
 """
 
 from __future__ import annotations
@@ -190,13 +191,14 @@ def run_one(
 def table(rows: list[dict[str, Any]]) -> str:
     out = [
         f"{'store':<11}{'workers':>8}{'conns':>6}{'requests':>9}{'req/s':>8}{'p50 ms':>8}"
-        f"{'p99 ms':>8}{'client CPU':>11}{'server CPU':>11}"
+        f"{'p99 ms':>8}{'client CPU':>11}{'server CPU':>11}{'server ms/req':>14}"
     ]
     for r in rows:
         out.append(
             f"{r['store']:<11}{r['workers']:>8}{r['connections']:>6}{r['requests']:>9,}"
             f"{r['rps']:>8,.0f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}"
             f"{r['client_cpu_s'] / r['wall_s']:>10.0%} {r['server_cpu_s'] / r['wall_s']:>10.0%}"
+            f"{r['server_cpu_s'] / r['requests'] * 1000:>14.2f}"
         )
     return "\n".join(out)
 
