@@ -7,7 +7,6 @@ before anything listens, so a bad rules file, secret, token or store is one line
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 
 import attrs
@@ -57,6 +56,8 @@ def read_token(environ: Mapping[str, str]) -> bytes | None:
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``: only
     this machine can reach it. Any other name may resolve to a public address."""
+    import ipaddress  # here: the command line imports this module for every command
+
     if host.lower() == "localhost":
         return True
     try:
