@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from .events import Event, InvalidEvent, parse_line
     from .replaying import Summary, replay
     from .rules import Ruleset, load_ruleset, pack_names
-    from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
     from .serve.app import create_app as create_app
+    from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
     from .store.postgres import PostgresStore as PostgresStore
 
 #: public name -> the module that defines it
