@@ -328,7 +328,7 @@ class TestStartup:
         line = assert_one_line_error(proc, "IDRULES_API_TOKEN", "at least 32 bytes")
         assert "short-tok" not in line
 
-    @pytest.mark.parametrize("host", ["0.0.0.0", "example.com"])
+    @pytest.mark.parametrize("host", ["0.0.0.0"])
     def test_public_host_needs_a_token(self, host: str) -> None:
         """Another address than loopback without a token: usage error, exit 2."""
         from cli_support import assert_one_line_usage_error, cli
