@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import schemathesis
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from serve_support import AUTH, TOKEN, Server
 
@@ -418,3 +420,26 @@ def export_rows_of_one() -> dict[str, Any]:
     engine = Engine("helpshift")
     engine.identify({"userId": "u", "userEmail": "u@example.com"}, session="s")
     return next(export_rows(engine.store))
+
+
+class TestLoopback:
+    """Which --host counts as loopback (no token needed)."""
+
+    @given(st.ip_addresses(v=4))
+    def test_ipv4_law(self, address: Any) -> None:
+        """An IPv4 address is loopback exactly when it is in 127.0.0.0/8."""
+        from idrules.serve.config import is_loopback
+
+        assert is_loopback(str(address)) == (str(address).split(".")[0] == "127")
+
+    @pytest.mark.parametrize(
+        ("host", "loopback"),
+        [("localhost", True), ("LOCALHOST", True), ("::1", True), ("[::1]", True),
+         ("::", False), ("0.0.0.0", False), ("", False), ("localhost.example.com", False),
+         ("::ffff:10.0.0.1", False)],
+    )  # fmt: skip
+    def test_names(self, host: str, loopback: bool) -> None:
+        """Names and IPv6: only localhost and ::1; any other name may resolve anywhere."""
+        from idrules.serve.config import is_loopback
+
+        assert is_loopback(host) is loopback

@@ -187,6 +187,31 @@ class TestShutdown:
         finally:
             reader.close()
 
+    def test_a_dead_worker_stops_the_service(self, tmp_path: Path) -> None:
+        """A worker killed outright: the others are stopped, and the command exits 1 with
+        one line naming the worker (no half-dead service serving on)."""
+        args = ("--rules", "helpshift", "--store", tmp_path / "s.db", "--workers", "2")
+        with Server(tmp_path, *args) as server:
+            server.wait_ready()
+            workers = _workers(server.proc.pid)
+            assert len(workers) == 2
+            os.kill(workers[0], 9)
+            assert server.proc.wait(60) == 1
+            last = server.log_lines()[-1]
+            assert last.startswith("idrules: error: idrules serve worker ")
+            assert f"(pid {workers[0]}) stopped with exit status -9" in last
+            time.sleep(0.2)
+            assert not Path(f"/proc/{workers[1]}").exists(), "the other worker still runs"
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of a server (its children running multiprocessing's spawn)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(c) for c in children
+        if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+    ]  # fmt: skip
+
 
 def _read_all(sock: socket.socket) -> bytes:
     """Everything until the server closes the connection (it does: it is shutting down)."""
