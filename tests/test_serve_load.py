@@ -154,7 +154,7 @@ class TestShutdown:
 
     @pytest.mark.parametrize("workers", ["1", "2"])
     def test_request_in_flight_is_answered(self, tmp_path: Path, workers: str) -> None:
-        """A request whose body is half sent when SIGTERM comes is still decided and
+        """A request whose body is not sent yet when SIGTERM comes is still decided and
         answered; then the server exits 0 and the SQLite store was closed (no -wal file
         left, which a connection still open would keep)."""
         db = tmp_path / "store.db"
@@ -166,17 +166,20 @@ class TestShutdown:
             ).encode()
             head = (
                 f"POST /v1/decide HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                "Expect: 100-continue\r\n\r\n"
             ).encode()
             with socket.create_connection((server.host, server.port), timeout=60) as sock:
-                sock.sendall(head + body[:10])
-                time.sleep(0.5)  # the server has the headers: the request is in flight
+                sock.sendall(head)
+                # "100 Continue" comes when the handler starts reading the body: the request
+                # is in flight, inside the application
+                assert _read_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 100 ")
                 server.proc.send_signal(15)
                 time.sleep(0.5)
                 assert server.proc.poll() is None, "exited with a request in flight"
-                sock.sendall(body[10:])
+                sock.sendall(body)
                 answer = _read_all(sock)
-            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
             assert json.loads(answer.partition(b"\r\n\r\n")[2])["event_id"] == "inflight"
             assert server.stop() == 0
             assert server.log_lines()[-1] == "idrules: stopped"
@@ -211,6 +214,17 @@ def _workers(pid: int) -> list[int]:
         int(c) for c in children
         if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
     ]  # fmt: skip
+
+
+def _read_until(sock: socket.socket, end: bytes) -> bytes:
+    """Bytes up to and including ``end`` (one at a time: nothing after it is consumed)."""
+    data = b""
+    while not data.endswith(end):
+        byte = sock.recv(1)
+        if not byte:
+            break
+        data += byte
+    return data
 
 
 def _read_all(sock: socket.socket) -> bytes:
