@@ -7,6 +7,7 @@ caller learns nothing (not even which routes exist) and no body is read.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -23,6 +24,7 @@ class BearerAuth:
     def __init__(self, app: ASGIApp, token: bytes | None) -> None:
         self.app = app
         self.token = token
+        self._expected = _digest(token or b"")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -47,6 +49,11 @@ class BearerAuth:
             return False
         scheme, _, credential = given[0].partition(b" ")
         ok_scheme = scheme.lower() == b"bearer"
-        # compared whatever the scheme, so the time taken says nothing about the token
-        same = hmac.compare_digest(credential.strip(b" "), self.token or b"")
+        # compared whatever the scheme, as digests of equal length, so the time taken says
+        # nothing about the token, not even its length
+        same = hmac.compare_digest(_digest(credential.strip(b" ")), self._expected)
         return ok_scheme and same
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.sha256(value).digest()
