@@ -443,3 +443,33 @@ class TestLoopback:
         from idrules.serve.config import is_loopback
 
         assert is_loopback(host) is loopback
+
+
+class TestUnexpectedFailure:
+    """A failure no handler expected: a 500 with a JSON body, its type (never its text) in
+    the log line."""
+
+    def test_500_and_its_type_only(self) -> None:
+        """The access log turns an exception into 500 {"error"}, logging only its type."""
+        import asyncio
+
+        from idrules.serve.accesslog import AccessLog
+
+        async def broken(scope: Any, receive: Any, send: Any) -> None:
+            raise RuntimeError("the text quotes a secret-value")
+
+        entries: list[dict[str, Any]] = []
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/x", "headers": []}
+        asyncio.run(AccessLog(broken, entries.append)(scope, receive, send))
+        assert sent[0]["status"] == 500
+        assert json.loads(sent[1]["body"]) == {"error": "internal error: see the server's log"}
+        assert entries[0]["status"] == 500 and entries[0]["error"] == "RuntimeError"
+        assert "secret-value" not in json.dumps(entries)
