@@ -14,7 +14,7 @@ transactions, failures and reopenings (sqlite-utils) and runs every command (cli
 
 Under CI (``CI`` set, as .ci/run sets it) hypothesis is derandomized, with no example
 database, in every hypothesis version the two runs install (recent versions do so by
-themselves under CI; 6.100, the floor, does not), so a tree gets the same verdict on every
+themselves under CI; 6.108, the floor, does not), so a tree gets the same verdict on every
 run. Outside CI, each run explores anew.
 
 Shared helpers live in ``support.py`` and ``cli_support.py`` (import them from there:
@@ -70,6 +70,14 @@ SLOW = {
     "test_postgres.py::TestKilledConnection::test_terminated_backend_then_resume": (
         "kills the server's backend mid-replay twice (~9 s); test_interrupted_then_resumed "
         "keeps the resume path"
+    ),
+    "test_serve_load.py::TestProperties": (
+        "schemathesis against a live `idrules serve` (~10 s); test_serve.py checks every "
+        "endpoint's answers, and the document's validity, directly"
+    ),
+    "test_serve_load.py::TestConcurrentClients::test_postgres_two_workers": (
+        "two server processes on PostgreSQL under concurrent clients; test_pg_concurrency.py "
+        "races engines on the database, and test_sqlite_two_workers races servers"
     ),
 }
 

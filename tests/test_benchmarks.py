@@ -245,3 +245,20 @@ def _tiny_hot_result() -> dict[str, Any]:
         "ordinary": {"helpshift": {"memory": run}},
         "hot": {"shared": hot},
     }
+
+
+def test_http_load_against_a_real_server(tmp_path: Path) -> None:
+    """benchmarks/http_load.py drives a real `idrules serve` (memory, 40 requests over 4
+    connections, every answer 200) and reports a row of the documented shape; its bodies
+    are the log's JSON objects only."""
+    import argparse
+
+    import http_load
+
+    bodies = http_load.request_bodies("helpshift", 300, 1)
+    assert len(bodies) == 300 and all(isinstance(json.loads(b), dict) for b in bodies)
+    args = argparse.Namespace(pack="helpshift", events=40, warmup=10, seed=1, connections=4)
+    row = http_load.run_one("memory", None, 1, args, tmp_path)
+    assert row["requests"] == 40 and row["rps"] > 0
+    assert row["p99_ms"] >= row["p50_ms"] > 0
+    assert http_load.table([row]).splitlines()[1].startswith("memory")

@@ -151,7 +151,7 @@ class TestUsersFile:
         assert rows[0].attributes == {"plan": "pro"}
         assert dict(rows[1].values) == {"user_id": "u_2", "avatar": "https://a/b.png"}
         problems = [r.problem for r in rows[2:]]
-        assert problems[0] == "duplicate key 'user_id'"
+        assert problems[0] == "the key 'user_id' appears twice in one object"
         assert "NaN" in problems[1]
         assert problems[2].startswith("unknown key 'userId'")
         assert problems[3] == "a row must be a JSON object"

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .importing import ImportSummary, import_users
     from .replaying import Summary, replay
     from .rules import Ruleset, load_ruleset, pack_names
+    from .serve.app import create_app as create_app
     from .store import MemoryStore, Profile, Session, SqliteStore, Store, export_rows
     from .store.postgres import PostgresStore as PostgresStore
 
@@ -72,9 +73,10 @@ _WHERE = {
     "SqliteStore": ".store",
     "Store": ".store",
     "export_rows": ".store",
-    # needs the postgres extra (psycopg), so not in __all__: `from idrules import *` works
-    # without it
+    # need an extra (postgres: psycopg; serve: Starlette, uvicorn, prometheus_client), so not
+    # in __all__: `from idrules import *` works without them
     "PostgresStore": ".store.postgres",
+    "create_app": ".serve.app",
 }
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
@@ -122,6 +122,33 @@ def strict_loads(text: str) -> Any:
     """One strict JSON value filling ``text``: NaN, Infinity and numbers overflowing to
     infinity are refused (:class:`NotFinite`, a ValueError), like any other non-JSON."""
     return _decode(text)
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice: readers disagree on which value wins."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(f"the key {key[:40]!r} appears twice in one object")
+            seen.add(key)
+    return obj
+
+
+_UNIQUE = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+)
+
+
+def strict_unique_loads(text: str) -> Any:
+    """:func:`strict_loads`, also refusing an object that names a key twice
+    (:class:`DuplicateKey`): for input that crosses a trust boundary (an HTTP body), where a
+    proxy that reads the first value and idrules the last would judge different events."""
+    return _UNIQUE.decode(text)
 
 
 #: the longest log line read whole (events are a few hundred bytes; a token is at most 8 KiB)
@@ -284,14 +311,3 @@ def not_json_text(value: Any) -> str | None:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return None
-
-
-def strict_decoder(object_pairs_hook: Callable[[list[tuple[str, Any]]], Any]) -> json.JSONDecoder:
-    """A decoder as strict as the log's (NaN, Infinity and numbers overflowing to infinity
-    refused, :class:`NotFinite`) whose objects are built by ``object_pairs_hook`` (an import's
-    rows refuse duplicate keys there: :mod:`idrules.importing.rows`)."""
-    return json.JSONDecoder(
-        parse_constant=_reject_constant,
-        parse_float=_finite_float,
-        object_pairs_hook=object_pairs_hook,
-    )

@@ -212,16 +212,21 @@ def store_files(store_path: str | None) -> list[tuple[str, str | None]]:
     return [(label, store_path + suffix) for suffix, label in _STORE_COMPANIONS]
 
 
-def open_store(path: str | None, *, must_exist: bool = False, commit_every: int = 1) -> Store:
+def open_store(
+    path: str | None, *, must_exist: bool = False, commit_every: int = 1, pool_size: int = 1
+) -> Store:
     """The store ``path`` names: a SQLite file, or a PostgreSQL database for a
     ``postgresql://`` (or ``postgres://``) URL; a fresh memory store without one.
     ``must_exist``: only read an existing idrules store, read-only: never create or change a
-    file, a schema or a table. Notes from the opening (an older store re-keyed) go to stderr,
-    one line each."""
+    file, a schema or a table. ``pool_size``: connections to a PostgreSQL database, for
+    threads deciding in parallel (``serve``). Notes from the opening (an older store
+    re-keyed) go to stderr, one line each."""
     if path is None:
         return MemoryStore()
     if path.startswith(POSTGRES_SCHEMES):
-        return open_postgres(path, readonly=must_exist, commit_every=commit_every)
+        return open_postgres(
+            path, readonly=must_exist, commit_every=commit_every, pool_size=pool_size
+        )
     if os.path.isdir(path):
         raise StoreError(f"store {path} is a directory, not a file")
     if must_exist:
@@ -236,7 +241,7 @@ def open_store(path: str | None, *, must_exist: bool = False, commit_every: int 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_postgres(url: str, *, readonly: bool, commit_every: int = 1) -> Store:
+def open_postgres(url: str, *, readonly: bool, commit_every: int = 1, pool_size: int = 1) -> Store:
     """A PostgreSQL store; psycopg is an optional dependency, so its absence is one line."""
     try:
         from ..store.postgres import PostgresStore
@@ -249,7 +254,7 @@ def open_postgres(url: str, *, readonly: bool, commit_every: int = 1) -> Store:
             f"store {masked(url)} is a PostgreSQL database, which needs psycopg: "
             "pip install 'idrules[postgres]'"
         ) from None
-    return PostgresStore(url, readonly=readonly, commit_every=commit_every)
+    return PostgresStore(url, readonly=readonly, commit_every=commit_every, pool_size=pool_size)
 
 
 def check_events_file(source: str) -> None:

@@ -24,10 +24,11 @@ import attrs
 from .._errors import InputError
 from ..events import (
     MAX_LINE_BYTES,
+    DuplicateKey,
     NotFinite,
     not_json_text,
     read_lines,
-    strict_decoder,
+    strict_unique_loads,
     strip_bom,
 )
 
@@ -181,25 +182,6 @@ def _format_of(source: str, handle: BinaryIO) -> Format:
 # JSON lines --------------------------------------------------------------------------------
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are all different (a row naming ``email`` twice is ambiguous)."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return obj
-
-
-_DECODER = strict_decoder(_unique)
-
-
 def _jsonl_rows(handle: BinaryIO) -> Iterator[UserRow]:
     for number, raw in enumerate(read_lines(handle), start=1):
         line = strip_bom(raw) if number == 1 else raw
@@ -216,9 +198,9 @@ def _parse_jsonl(raw: bytes, number: int) -> UserRow:
     except UnicodeDecodeError:
         return UserRow(number, problem="line is not UTF-8 text")
     try:
-        obj = _DECODER.decode(text)
-    except _DuplicateKey as exc:
-        return UserRow(number, problem=f"duplicate key {_short(str(exc))}")
+        obj = strict_unique_loads(text)
+    except DuplicateKey as exc:
+        return UserRow(number, problem=str(exc))
     except NotFinite:
         return UserRow(number, problem="a number is NaN or Infinity, or overflows to infinity")
     except (ValueError, RecursionError):

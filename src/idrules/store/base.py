@@ -214,17 +214,22 @@ class DurableStore(Store, Protocol):
 def export_rows(store: Store) -> Iterator[dict[str, Any]]:
     """The profiles as docs/stores.md lines (dicts in documented key order), creation order."""
     for p in store.profiles():
-        yield {
-            "profile": p.id,
-            "user_id": p.user_id,
-            "email": p.email,
-            "name": p.name,
-            "avatar": p.avatar,
-            "verified": p.verified,
-            "anonymous": p.anonymous,
-            "state": p.state,
-            "attributes": dict(sorted(p.attributes.items())),
-            "sessions": store.acting_sessions(p.id),
-            "activity": store.activity_of(p.id),
-            "merged_into": p.merged_into,
-        }
+        yield export_row(store, p)
+
+
+def export_row(store: Store, p: Profile) -> dict[str, Any]:
+    """One profile as an export line (a dict in documented key order)."""
+    return {
+        "profile": p.id,
+        "user_id": p.user_id,
+        "email": p.email,
+        "name": p.name,
+        "avatar": p.avatar,
+        "verified": p.verified,
+        "anonymous": p.anonymous,
+        "state": p.state,
+        "attributes": dict(sorted(p.attributes.items())),
+        "sessions": store.acting_sessions(p.id),
+        "activity": store.activity_of(p.id),
+        "merged_into": p.merged_into,
+    }
