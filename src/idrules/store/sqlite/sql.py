@@ -43,6 +43,8 @@ UPSERT_SESSION = (
 )
 IS_DECIDED = "SELECT 1 FROM events WHERE id=?"
 INSERT_EVENT = "INSERT INTO events (id) VALUES (?)"
+#: an event's id recorded as it is checked (``rowcount`` 0: it was decided already)
+CLAIM_EVENT = "INSERT OR IGNORE INTO events (id) VALUES (?)"
 INSERT_TIMELINE = "INSERT INTO timeline (profile, seq, n, event_id) VALUES (?, ?, ?, ?)"
 MOVE_ACTIVITY = "UPDATE timeline SET profile=? WHERE profile=? AND n > 0"
 INSERT_DECISION = (
