@@ -22,6 +22,7 @@ from idrules import Engine, MemoryStore, SqliteStore, StoreError, export_rows
 from idrules.store.base import Changes
 from idrules.store.sqlite import SCHEMA_VERSION
 from idrules.store.sqlite import groups as sqlite_groups
+from idrules.store.sqlite import sql as sqlite_sql
 
 DATA = Path(__file__).resolve().parent / "data"
 MERGE_RULES = str(DATA / "rules" / "merge.yaml")
@@ -362,9 +363,14 @@ class TestTransactions:
             store.close()
         assert decided_ids(path) == set()
 
-    def test_stores_taking_turns_on_one_file(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("checked_by_claim", [True, False])
+    def test_stores_taking_turns_on_one_file(
+        self, tmp_path: Path, monkeypatch, checked_by_claim: bool
+    ) -> None:
         """Two stores on one file deciding alternate events decide as one store would: each
-        sees the other's commits (its read cache is checked against the file per event)."""
+        sees the other's commits (its read cache is checked against the file per event, by
+        the statement that records the event's id, or on SQLite < 3.35 by its own)."""
+        monkeypatch.setattr(sqlite_sql, "CHECKS_WITH_CLAIM", checked_by_claim)
         log = [line for line in varied_log(4, 300, HELPSHIFT_KEYS) if line.strip()]
         memory = MemoryStore()
         reference = Engine("helpshift", memory)
@@ -387,6 +393,44 @@ class TestTransactions:
         finally:
             for store in stores:
                 store.close()
+
+    def test_claimed_id_recorded_once_and_rolled_back_with_its_event(self, tmp_path: Path) -> None:
+        """claim_event records an id as it checks it (a second claim finds it); the event's
+        write does not insert it again; a transaction that fails takes the claim with it."""
+        store = SqliteStore(tmp_path / "store.db")
+        try:
+            with store.transaction():
+                assert store.claim_event("e1") is False
+                assert store.claim_event("e1") is True
+                store.apply(Changes("e1"))
+            with pytest.raises(RuntimeError), store.transaction():
+                assert store.claim_event("e2") is False
+                raise RuntimeError("bug")
+            assert store.is_decided("e1") and not store.is_decided("e2")
+        finally:
+            store.close()
+        assert decided_ids(tmp_path / "store.db") == {"e1"}
+
+    @pytest.mark.parametrize("commit_every", [1, 100])
+    def test_statements_per_event(self, tmp_path: Path, commit_every: int) -> None:
+        """An event costs few SQLite statements (BEGIN and COMMIT included; not the nested
+        ``--`` statement of the pragma the claim reads): a guard against a change that adds
+        one to every event (docs/stores.md gives the figures)."""
+        log = [line for line in varied_log(6, 400, HELPSHIFT_KEYS) if line.strip()]
+        store = SqliteStore(tmp_path / "store.db", commit_every=commit_every)
+        engine = Engine("helpshift", store)
+        count = Counter[str]()
+        store._conn.set_trace_callback(lambda text: count.update([text.split()[0]]))
+        try:
+            for n, raw in enumerate(log):
+                engine.decide_line(raw, n)
+            store.commit()
+        finally:
+            store._conn.set_trace_callback(None)
+            store.close()
+        per_event = (sum(count.values()) - count["--"]) / len(log)
+        assert count["PRAGMA"] <= count["BEGIN"] * 0.2  # data_version read by the claim
+        assert per_event <= (6.5 if commit_every == 1 else 4.5), (per_event, count)
 
     def test_writes_without_a_record_keep_the_activity_order(self, tmp_path: Path) -> None:
         """Changes applied directly, without a decision record, order their activity (and its
