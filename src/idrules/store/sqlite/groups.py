@@ -26,7 +26,6 @@ from ..._errors import StoreError
 from ..base import Changes, DecisionRecord
 from .cache import ReadCache
 
-DATA_VERSION = "PRAGMA data_version"
 #: events per savepoint inside a commit group (see :meth:`Transactions.mark`)
 MARK_EVERY = 256
 
@@ -69,10 +68,6 @@ class Transactions:
         #: whether the read cache may answer: only inside a write transaction it validated
         self.trusted = False
         self._data_version: int | None = None
-        #: whether the transaction's first statement checks ``data_version`` (the store's
-        #: ``claim_event`` does, on SQLite >= 3.35), and whether it is yet to
-        self.deferred = False
-        self.unchecked = False
         #: the id ``SqliteStore.claim_event`` recorded in the open event (so its write skips
         #: the insert); forgotten when the event ends, whether it succeeded or not
         self.claimed: str | None = None
@@ -131,25 +126,17 @@ class Transactions:
                     raise StoreError(f"store {self._path}: {why(exc)}") from None
 
     def _begin(self) -> None:
-        """Take the write lock. The read cache is trusted again once :meth:`validate` has
-        seen that no other connection committed since this one last looked: at once, or
-        (``deferred``) with the event's first statement, which reads ``data_version`` too
-        (``SqliteStore.claim_event``); until then every read goes to the file."""
-        self._cur.execute("BEGIN IMMEDIATE")
-        if self.deferred:
-            self.unchecked = True
-        else:
-            self.validate(self._cur.execute(DATA_VERSION).fetchone()[0])
-        if self.commit_every > 1:
-            self.mark()
-
-    def validate(self, version: int) -> None:
-        """Trust the read cache, dropping it first if the file's ``data_version`` moved."""
+        """Take the write lock, and trust the read cache again if no other connection has
+        committed since this one last looked."""
+        cur = self._cur
+        cur.execute("BEGIN IMMEDIATE")
+        version = cur.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._cache.clear()
             self._data_version = version
-        self.unchecked = False
         self.trusted = True
+        if self.commit_every > 1:
+            self.mark()
 
     # commit groups -----------------------------------------------------------------------
     def mark(self) -> None:

@@ -4,7 +4,6 @@ between a profile and its row."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from functools import cache
 from typing import Any
 
@@ -46,13 +45,6 @@ IS_DECIDED = "SELECT 1 FROM events WHERE id=?"
 INSERT_EVENT = "INSERT INTO events (id) VALUES (?)"
 #: an event's id recorded as it is checked (``rowcount`` 0: it was decided already)
 CLAIM_EVENT = "INSERT OR IGNORE INTO events (id) VALUES (?)"
-#: the same, first in a transaction: it also reads ``data_version`` (no row: decided already)
-CLAIM_EVENT_CHECKED = (
-    "INSERT INTO events (id) VALUES (?) ON CONFLICT DO NOTHING "
-    "RETURNING (SELECT data_version FROM pragma_data_version)"
-)
-#: RETURNING (and so :data:`CLAIM_EVENT_CHECKED`) came with SQLite 3.35
-CHECKS_WITH_CLAIM = sqlite3.sqlite_version_info >= (3, 35, 0)
 INSERT_TIMELINE = "INSERT INTO timeline (profile, seq, n, event_id) VALUES (?, ?, ?, ?)"
 MOVE_ACTIVITY = "UPDATE timeline SET profile=? WHERE profile=? AND n > 0"
 INSERT_DECISION = (

@@ -25,7 +25,7 @@ from ..base import Changes, DecisionRecord, Profile, Run, Session
 from . import sql
 from .cache import ReadCache
 from .connection import connect, open_schema
-from .groups import DATA_VERSION, Transactions, why
+from .groups import Transactions, why
 from .trail import Trail
 
 #: profiles per batch of an export (:meth:`SqliteStore.profiles`)
@@ -100,9 +100,6 @@ class SqliteStore:
             commit_every=commit_every,
             readonly=readonly,
         )
-        #: the engine's first statement in each event is :meth:`claim_event`, which reads
-        #: ``data_version`` too: a statement an event fewer
-        self._tx.deferred = sql.CHECKS_WITH_CLAIM
         self._trail = Trail(self._conn, self._lock, self._fetch, self.commit, self.path)
 
     # transactions ------------------------------------------------------------------------
@@ -165,16 +162,10 @@ class SqliteStore:
         """Inside the event's transaction: record ``event_id`` as decided, in the statement
         that checks it (``INSERT OR IGNORE``; True: it already was). The engine calls it
         instead of :meth:`is_decided`; :meth:`apply` then skips the id's insert."""
-        tx = self._tx
         with self._lock:
-            if tx.unchecked:  # the transaction's first statement: data_version with it
-                row = self._cur.execute(sql.CLAIM_EVENT_CHECKED, (event_id,)).fetchone()
-                tx.validate(row[0] if row else self._cur.execute(DATA_VERSION).fetchone()[0])
-                if row is None:
-                    return True
-            elif self._cur.execute(sql.CLAIM_EVENT, (event_id,)).rowcount == 0:
+            if self._cur.execute(sql.CLAIM_EVENT, (event_id,)).rowcount == 0:
                 return True
-            tx.claimed = event_id
+            self._tx.claimed = event_id
             return False
 
     def profile(self, profile_id: str) -> Profile | None:
