@@ -98,8 +98,8 @@ def statements_per_event(pack: str, log: Path, events: int, every: int, db: Path
 
 
 def _clean(db: Path) -> None:
-    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        stale.unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm", ".lock"):  # the file, SQLite's, the run claim's
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
 
 
 def compare(

@@ -179,6 +179,25 @@ def test_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.db"))
 
 
+def test_harness_lean_mode(tmp_path: Path) -> None:
+    """Without --pack's comparison (--lean): every variant as a process, its ratios and the
+    statements counted, and the saved result printed again."""
+    out = tmp_path / "lean.json"
+    argv = ["--lean", "--pack", "helpshift", "--events", "300", "--count-events", "200"]
+    code = harness.main([*argv, "--workdir", str(tmp_path), "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    pack = result["packs"]["helpshift"]
+    assert set(pack["variants"]) == {"lean", "memory", "sqlite-event", "sqlite-grouped"}
+    assert all(r["cpu_s"] > 0 for r in pack["variants"].values())
+    assert set(pack["ratios"]) == {"memory", "sqlite-event", "sqlite-grouped"}
+    # BEGIN, the cache's check, the claim and COMMIT at least, per event; fewer grouped
+    assert 4 <= pack["statements"]["event"] < 12
+    assert pack["statements"]["grouped"] < pack["statements"]["event"]
+    assert not list(tmp_path.glob("*.db*"))
+    assert harness.main(["--from-json", str(out)]) == 0
+
+
 HOT_SCALE = 0.01  # n = 100: 100 shared-email identifies, 200 tracks + 10 identifies, 200 merges
 
 
