@@ -90,7 +90,7 @@ def profile_of(row: tuple[Any, ...]) -> Profile:
         anonymous=bool(row[9]),
         state=row[10],
         merged_into=row[11],
-        attributes=json.loads(row[12]),
+        attributes={} if row[12] == "{}" else json.loads(row[12]),  # most have none
         last_seen=row[13],
     )
 
@@ -109,6 +109,6 @@ def row_of(p: Profile) -> tuple[Any, ...]:
         int(p.anonymous),
         p.state,
         p.merged_into,
-        ATTRIBUTES.encode(p.attributes),
+        ATTRIBUTES.encode(p.attributes) if p.attributes else "{}",
         p.last_seen,
     )
