@@ -2,6 +2,10 @@
 
     python benchmarks/harness.py --pack strict --events 100000 --seed 1 [--json out.json]
 
+Without ``--pack`` (or with ``--lean``) it compares whole processes instead, for every pack:
+the lean resolver (benchmarks/lean.py) against ``idrules replay`` in memory and into SQLite
+(benchmarks/processes.py). What follows is the in-process comparison of one pack.
+
 In one process, on the same log (generated from the seed before any timing):
 
 1. **variants**, each over fresh state pre-filled with ``--prefill`` (10k) profiles: the
