@@ -273,7 +273,7 @@ class Baseline:
         if not isinstance(eid, str) or not eid:
             return self._invalid(None, line)
         if eid in self.decided:
-            return _decision(eid, line, "duplicate")
+            return self._decision(eid, line, "duplicate")
         ts_text = obj.get("ts")
         kind = obj.get("type")
         session = obj.get("session")
@@ -309,13 +309,13 @@ class Baseline:
         if kind == "logout" or payload is None:
             if session is not None and session in self.sessions:
                 self._logged_out(session, ts)
-            return _decision(eid, line, "logged_out")
+            return self._decision(eid, line, "logged_out")
         return self.identify(eid, line, ts, session, payload)
 
     def _invalid(self, eid: str | None, line: int | None) -> dict[str, Any]:
         if eid is not None:
             self.decided.add(eid)
-        return _decision(eid, line, "rejected")
+        return self._decision(eid, line, "rejected")
 
     # ---- identify -------------------------------------------------------------------------
     def identify(
@@ -368,7 +368,7 @@ class Baseline:
                 elif mode == "required":
                     fail = True
         if fail and c["on_failure"] == "reject":
-            return _decision(eid, line, "rejected")
+            return self._decision(eid, line, "rejected")
         # an empty attribute schema: every attribute is unknown, kept or dropped
         attributes = dict(given) if unknown == "keep" and isinstance(given, dict) else {}
         # fields
@@ -400,13 +400,13 @@ class Baseline:
             "verified": verified,
         }
         if failed == "reject":
-            return _decision(eid, line, "rejected", identity=identity)
+            return self._decision(eid, line, "rejected", identity=identity)
         if fail or failed == "anonymous" or not keys:
             return self._anonymous(eid, line, ts, sid, identity)
         try:
             return self._identified(eid, line, ts, sid, identity, keys, attributes)
         except _Refused:
-            return _decision(eid, line, "rejected", identity=identity)
+            return self._decision(eid, line, "rejected", identity=identity)
 
     def _signature_ok(self, user_id: Any, signature: Any) -> bool:
         if not isinstance(signature, str) or not _HEX64.fullmatch(signature):
@@ -576,7 +576,7 @@ class Baseline:
                     self._unindex(anon)
                     anon_id = None
             self._set_session(sid, target["id"], anon_id)
-        return _decision(
+        return self._decision(
             eid,
             line,
             "identified",
@@ -592,11 +592,11 @@ class Baseline:
         self, eid: str, line: int | None, ts: float, sid: str | None, identity: dict[str, Any]
     ) -> dict[str, Any]:
         if sid is None:
-            return _decision(eid, line, "anonymous", identity=identity)
+            return self._decision(eid, line, "anonymous", identity=identity)
         self._logged_out(sid, ts)
         anon, created = self._anon_for(eid, sid, ts)
         anon["last_seen"] = max(anon["last_seen"], ts)
-        return _decision(
+        return self._decision(
             eid, line, "anonymous", profile=anon["id"], created=created, identity=identity
         )
 
@@ -620,30 +620,30 @@ class Baseline:
         current = self.profiles.get(session[0]) if session[0] else None
         if current is not None and current["state"] == "active" and not current["anonymous"]:
             self.activity.setdefault(current["id"], []).append(eid)
-            return _decision(
+            return self._decision(
                 eid, line, "recorded", profile=current["id"], attributes=current["attributes"]
             )
         email = payload.get("email")
         value = None
         if email is not None:
             if c["mode"] == "required":
-                return _decision(eid, line, "rejected")
+                return self._decision(eid, line, "rejected")
             value, policy = _check(email, c["fields"]["email"], True)
             if policy == "reject":
-                return _decision(eid, line, "rejected")
+                return self._decision(eid, line, "rejected")
         anon = self._live_anon(session[1], ts)
         has_email = value is not None or (anon is not None and anon["email"] is not None)
         need = c["requires_email"]
         needs = need if isinstance(need, bool) else payload["name"] in need
         if needs and not has_email:
-            return _decision(eid, line, "rejected")
+            return self._decision(eid, line, "rejected")
         anon, created = self._anon_for(eid, sid, ts)
         anon["last_seen"] = max(anon["last_seen"], ts)
         if value is not None and value.lower() != anon["email_key"]:
             anon["email"] = value
             self._index_email(anon, value.lower())
         self.activity.setdefault(anon["id"], []).append(eid)
-        return _decision(
+        return self._decision(
             eid,
             line,
             "recorded",
@@ -796,7 +796,7 @@ def _check(raw: Any, rule: dict[str, Any], is_email: bool) -> tuple[str | None, 
     return value, None
 
 
-def _decision(
+def decision_dict(
     eid: str | None,
     line: int | None,
     outcome: str,
@@ -817,3 +817,7 @@ def _decision(
         "identity": identity,
         "attributes": attributes or {},
     }
+
+
+#: every decision goes through ``self._decision`` (a subclass may shape its own)
+Baseline._decision = staticmethod(decision_dict)  # type: ignore[attr-defined]

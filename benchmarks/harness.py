@@ -2,6 +2,10 @@
 
     python benchmarks/harness.py --pack strict --events 100000 --seed 1 [--json out.json]
 
+Without ``--pack`` (or with ``--lean``) it compares whole processes instead, for every pack:
+the lean resolver (benchmarks/lean.py) against ``idrules replay`` in memory and into SQLite
+(benchmarks/processes.py). What follows is the in-process comparison of one pack.
+
 In one process, on the same log (generated from the seed before any timing):
 
 1. **variants**, each over fresh state pre-filled with ``--prefill`` (10k) profiles: the
@@ -55,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baseline as baseline_mod
 import hotkeys
+import processes
 import workload
 
 from idrules import Engine, MemoryStore, SqliteStore, load_ruleset
@@ -1160,7 +1165,9 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--pack", choices=workload.PACKS, help="required unless --from-json, --hot-keys"
+        "--pack",
+        choices=workload.PACKS,
+        help="the in-process comparison of one pack (without it: --lean for every pack)",
     )
     parser.add_argument(
         "--events",
@@ -1212,6 +1219,20 @@ def main(argv: list[str] | None = None) -> int:
     hot_args.add_argument(
         "--stores", default=",".join(HOT_STORES), help="memory, sqlite (a commit per event)"
     )
+    lean_args = parser.add_argument_group(
+        "the lean resolver (the default without --pack; benchmarks/processes.py)"
+    )
+    lean_args.add_argument(
+        "--lean",
+        action="store_true",
+        help="whole processes vs benchmarks/lean.py (every pack, or --pack's)",
+    )
+    lean_args.add_argument(
+        "--count-events",
+        type=int,
+        default=20_000,
+        help="events replayed in-process to count SQLite statements",
+    )
     parser.add_argument("--from-json", help="print the table of a saved JSON result and exit")
     parser.add_argument(
         "--summary", nargs="+", metavar="JSON", help="one headline line per saved result; exit"
@@ -1222,6 +1243,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
+        if saved.get("mode") == "lean":
+            print(processes.table(saved))
+            return 0
         if saved.get("mode") == "hot-keys":
             saved["targets"] = hot_targets(saved)
             print(hot_table(saved))
@@ -1239,9 +1263,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.events is None:
         args.events = 100_000
-
-    if args.pack is None:
-        parser.error("--pack is required")
+    if args.lean or (args.pack is None and not args.flat_child):
+        packs = [args.pack] if args.pack else list(workload.PACKS)
+        lean = processes.compare(
+            packs,
+            args.events,
+            args.seed,
+            args.repeat,
+            args.commit_every,
+            Path(args.workdir),
+            args.count_events,
+            _progress,
+        )
+        lean["mode"] = "lean"
+        lean["machine"] = machine()
+        print(processes.table(lean))
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(lean, indent=2) + "\n")
+        return 0
     if args.flat_child:
         flat = flat_memory(
             args.pack,

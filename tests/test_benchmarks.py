@@ -10,6 +10,7 @@ documented shape (timings are not checked). A closed stdout ends the harness qui
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import baseline  # noqa: E402
 import harness  # noqa: E402
 import hotkeys  # noqa: E402
+import lean  # noqa: E402
 import workload  # noqa: E402
 
 from idrules import Engine, MemoryStore, export_rows  # noqa: E402
@@ -83,6 +85,48 @@ def test_baseline_and_idrules_agree(pack: str) -> None:
     assert {"identified", "recorded", "rejected", "duplicate", "logged_out"} <= set(outcomes)
 
 
+class TestLean:
+    """The lean resolver (benchmarks/lean.py) decides as idrules does."""
+
+    @pytest.mark.parametrize("pack", workload.PACKS)
+    def test_agrees_with_idrules_on_every_event(self, pack: str) -> None:
+        """Same outcome for every event, and one lean profile id for each idrules one."""
+        engine = Engine(pack, MemoryStore(), secrets=workload.SECRETS)
+        resolver = lean.Lean(pack, workload.SECRET)
+        lines = workload.generate(pack, EVENTS, seed=5)
+        ours = [engine.decide_line(line.encode(), n) for n, line in enumerate(lines, start=1)]
+        theirs = [resolver.decide_line(line.encode(), n) for n, line in enumerate(lines, start=1)]
+        assert [d.outcome for d in ours] == [d["outcome"] for d in theirs]
+        pairs = {(d.profile, t["profile"]) for d, t in zip(ours, theirs, strict=True)}
+        assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(pairs)
+        assert {d.created for d in ours if d.profile} == {True, False}
+        assert [d.created for d in ours] == [t["created"] for t in theirs]
+
+    def test_runs_as_a_process(self, tmp_path: Path) -> None:
+        """The command writes one decision line per non-blank line of the log."""
+        log = tmp_path / "log.jsonl"
+        log.write_text("\n".join(workload.generate("helpshift", 200, seed=2)) + "\n\n")
+        out = tmp_path / "decisions.jsonl"
+        env = {**os.environ, "IDRULES_SECRET_CURRENT": workload.SECRET}
+        subprocess.run(
+            [
+                sys.executable,
+                str(BENCHMARKS / "lean.py"),
+                "--pack",
+                "helpshift",
+                str(log),
+                "--out",
+                str(out),
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        decisions = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(decisions) == 200
+        assert {d["outcome"] for d in decisions} >= {"identified", "recorded", "anonymous"}
+
+
 @pytest.mark.parametrize("pack", workload.PACKS)
 def test_direct_prefill_equals_deciding_the_prefill_events(pack: str) -> None:
     decided = Engine(pack, MemoryStore(), secrets=workload.SECRETS)
@@ -133,6 +177,25 @@ def test_harness_runs_end_to_end(tmp_path: Path) -> None:
     }
     assert result["stages"] and result["scaling"]["variants"]
     assert not list(tmp_path.glob("*.db"))
+
+
+def test_harness_lean_mode(tmp_path: Path) -> None:
+    """Without --pack's comparison (--lean): every variant as a process, its ratios and the
+    statements counted, and the saved result printed again."""
+    out = tmp_path / "lean.json"
+    argv = ["--lean", "--pack", "helpshift", "--events", "300", "--count-events", "200"]
+    code = harness.main([*argv, "--workdir", str(tmp_path), "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    pack = result["packs"]["helpshift"]
+    assert set(pack["variants"]) == {"lean", "memory", "sqlite-event", "sqlite-grouped"}
+    assert all(r["cpu_s"] > 0 for r in pack["variants"].values())
+    assert set(pack["ratios"]) == {"memory", "sqlite-event", "sqlite-grouped"}
+    # BEGIN, the cache's check, the claim and COMMIT at least, per event; fewer grouped
+    assert 4 <= pack["statements"]["event"] < 12
+    assert pack["statements"]["grouped"] < pack["statements"]["event"]
+    assert not list(tmp_path.glob("*.db*"))
+    assert harness.main(["--from-json", str(out)]) == 0
 
 
 HOT_SCALE = 0.01  # n = 100: 100 shared-email identifies, 200 tracks + 10 identifies, 200 merges

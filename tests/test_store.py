@@ -388,6 +388,43 @@ class TestTransactions:
             for store in stores:
                 store.close()
 
+    def test_claimed_id_recorded_once_and_rolled_back_with_its_event(self, tmp_path: Path) -> None:
+        """claim_event records an id as it checks it (a second claim finds it); the event's
+        write does not insert it again; a transaction that fails takes the claim with it."""
+        store = SqliteStore(tmp_path / "store.db")
+        try:
+            with store.transaction():
+                assert store.claim_event("e1") is False
+                assert store.claim_event("e1") is True
+                store.apply(Changes("e1"))
+            with pytest.raises(RuntimeError), store.transaction():
+                assert store.claim_event("e2") is False
+                raise RuntimeError("bug")
+            assert store.is_decided("e1") and not store.is_decided("e2")
+        finally:
+            store.close()
+        assert decided_ids(tmp_path / "store.db") == {"e1"}
+
+    @pytest.mark.parametrize("commit_every", [1, 100])
+    def test_statements_per_event(self, tmp_path: Path, commit_every: int) -> None:
+        """An event costs few SQLite statements (BEGIN, the cache's check and COMMIT
+        included): a guard against a change that adds one to every event."""
+        log = [line for line in varied_log(6, 400, HELPSHIFT_KEYS) if line.strip()]
+        store = SqliteStore(tmp_path / "store.db", commit_every=commit_every)
+        engine = Engine("helpshift", store)
+        count = Counter[str]()
+        store._conn.set_trace_callback(lambda text: count.update([text.split()[0]]))
+        try:
+            for n, raw in enumerate(log):
+                engine.decide_line(raw, n)
+            store.commit()
+        finally:
+            store._conn.set_trace_callback(None)
+            store.close()
+        per_event = sum(count.values()) / len(log)
+        assert count["PRAGMA"] == count["BEGIN"]  # data_version: once a transaction
+        assert per_event <= (7.5 if commit_every == 1 else 4.5), (per_event, count)
+
     def test_writes_without_a_record_keep_the_activity_order(self, tmp_path: Path) -> None:
         """Changes applied directly, without a decision record, order their activity (and its
         moves) as the memory store does."""

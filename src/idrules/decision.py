@@ -84,6 +84,12 @@ class Reason:
             text += f',"detail":{encode_basestring(self.detail)}'
         return text + "}"
 
+    @cached_property
+    def record(self) -> str:
+        """This reason as a store's decision record holds it (``[code, rule, field, detail]``,
+        compact JSON), made once like :attr:`json`."""
+        return dumps([self.code, self.rule, self.field, self.detail])
+
 
 @attrs.frozen(slots=True)
 class Identity:

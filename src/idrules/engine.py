@@ -41,6 +41,9 @@ from .store.memory import MemoryStore
 Clock = Callable[[], datetime]
 #: ``store.prefetch(event_id, session, user_key)``, an optional store method
 Prefetch = Callable[[str, str | None, str | None], None]
+#: ``store.is_decided(event_id)``, or the optional ``store.claim_event(event_id)``: inside the
+#: event's transaction, records the id as decided and says whether it already was
+Decided = Callable[[str], bool]
 #: how many times an event lost to a concurrent writer is planned again, and the backoff
 _ATTEMPTS = 20
 _BACKOFF_S = 0.002
@@ -91,6 +94,8 @@ class Engine:
         #: a store across a network may be told, before planning, what an event reads first
         #: (its id, its session, its user key), to read it all in one round trip
         self._prefetch: Prefetch | None = getattr(self.store, "prefetch", None)
+        #: a store that can record an event's id as it checks it saves a statement an event
+        self._claim_event: Decided = getattr(self.store, "claim_event", self.store.is_decided)
 
     # the one entry point ---------------------------------------------------------------
     def decide(
@@ -112,7 +117,7 @@ class Engine:
                     if self._prefetch is not None and isinstance(event, Event):
                         key = claim.user_key if claim and claim.verdict == "proceed" else None
                         self._prefetch(event.id, event.session, key)
-                    plan = self._plan(event, claim)
+                    plan = self._plan(event, claim, self._claim_event)
                     decision = plan.decision
                     if self._redactor.active:
                         decision = self._redactor.apply(decision)
@@ -144,15 +149,15 @@ class Engine:
 
     def plan(self, event: Event | InvalidEvent) -> Plan:
         """The plan for one event against the store as it is now. Writes nothing."""
-        return self._plan(event, self.claim(event))
+        return self._plan(event, self.claim(event), self.store.is_decided)
 
-    def _plan(self, event: Event | InvalidEvent, claim: Claim | None) -> Plan:
+    def _plan(self, event: Event | InvalidEvent, claim: Claim | None, decided: Decided) -> Plan:
         planner, store = self._planner, self.store
         if isinstance(event, InvalidEvent):
-            if event.id is not None and store.is_decided(event.id):
+            if event.id is not None and decided(event.id):
                 return planner.duplicate(event.id, event.line)
             return planner.invalid(event)
-        if store.is_decided(event.id):
+        if decided(event.id):
             return planner.duplicate(event.id, event.line)
         if event.type == "track":
             return planner.track(event, claim, store)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..decision import Decision, dumps
+from ..decision import Decision
 from ..store.base import DecisionRecord
 
 
@@ -15,7 +15,8 @@ def record_of(
 ) -> DecisionRecord:
     """The record a store keeps of an applied decision (``run`` and ``digest``: its replay
     run and its line's hash in the decisions chain)."""
-    reasons = dumps([[r.code, r.rule, r.field, r.detail] for r in decision.reasons])
+    # ``dumps`` of the list of every reason's record, joined from the parts made once
+    reasons = "[" + ",".join([r.record for r in decision.reasons]) + "]"
     return DecisionRecord(
         decision.event_id,
         decision.outcome,

@@ -30,6 +30,7 @@ class Draft:
     """The store as one event reads and changes it."""
 
     __slots__ = (
+        "_minted",
         "_profiles",
         "_read",
         "_sessions",
@@ -52,6 +53,8 @@ class Draft:
         self._read: dict[str, Session | None] = {} if read is None else read
         self.activity: list[tuple[str, str]] = []
         self.moves: list[tuple[str, str]] = []
+        #: the id of the profile this event creates, once it has asked for it
+        self._minted: str | None = None
 
     # profiles --------------------------------------------------------------------------
     def profile(self, profile_id: str | None) -> Profile | None:
@@ -62,7 +65,12 @@ class Draft:
 
     def put(self, profile: Profile) -> Profile:
         write = self._profiles.get(profile.id)
-        before = write.before if write is not None else self.store.profile(profile.id)
+        if write is not None:
+            before = write.before
+        elif profile.id == self._minted:  # made by this event: no store holds it (no read)
+            before = None
+        else:
+            before = self.store.profile(profile.id)
         self._profiles[profile.id] = ProfileWrite(profile, before)
         return profile
 
@@ -100,7 +108,8 @@ class Draft:
 
     def new_profile_id(self) -> str:
         """Deterministic: one event creates at most one profile, named after the event."""
-        return profile_id_for(self.event.id)
+        self._minted = profile_id_for(self.event.id)
+        return self._minted
 
     # sessions --------------------------------------------------------------------------
     def session(self, session_id: str) -> Session:

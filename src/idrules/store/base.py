@@ -9,7 +9,10 @@ processes on many machines against one database).
 
 A store may also offer ``prefetch(event_id, session, user_key)``: the engine calls it inside
 the event's transaction, before planning, with what the event will read first, so a store
-across a network reads it all in one round trip (the PostgreSQL store does).
+across a network reads it all in one round trip (the PostgreSQL store does). And
+``claim_event(event_id) -> bool``: called instead of ``is_decided`` inside the event's
+transaction, it records the id as decided in the statement that checks it (True: it already
+was), and the store's ``apply`` then skips the id's insert (the SQLite store does).
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ import sqlite3
 import time
 import urllib.parse
 
-import sqlite_utils
-
 from ..._errors import StoreError
 from .groups import why
 from .schema import SCHEMA_VERSION, check_version, create_schema, upgrade
@@ -109,6 +107,8 @@ def _open(conn: sqlite3.Connection, path: str, create: bool, readonly: bool) -> 
     try:
         tables = _tables(conn)  # another opener may have made it since
         if not tables:
+            import sqlite_utils  # ~45 ms of start-up, needed only to create a schema
+
             create_schema(sqlite_utils.Database(conn))
         elif "meta" not in tables:
             raise StoreError(f"{path} is an SQLite database but not an idrules store")

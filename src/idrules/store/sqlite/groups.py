@@ -68,6 +68,9 @@ class Transactions:
         #: whether the read cache may answer: only inside a write transaction it validated
         self.trusted = False
         self._data_version: int | None = None
+        #: the id ``SqliteStore.claim_event`` recorded in the open event (so its write skips
+        #: the insert); forgotten when the event ends, whether it succeeded or not
+        self.claimed: str | None = None
 
     # the context manager -----------------------------------------------------------------
     def __enter__(self) -> None:
@@ -102,6 +105,7 @@ class Transactions:
         self._depth -= 1
         if self._depth:
             return
+        self.claimed = None
         applied, self.applied = self.applied, []
         if failure is not None:
             self.undo_event()

@@ -26,11 +26,13 @@ ROWID`` tables or partial indexes, so those are plain DDL run through the same d
 from __future__ import annotations
 
 import sqlite3
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from ..._errors import StoreError
 from ...matchkeys import email_key_of, user_key
+
+if TYPE_CHECKING:  # imported where a schema is created: a command that makes none skips it
+    import sqlite_utils
 
 #: "4": match keys that only lower-case (:mod:`idrules.matchkeys`), indexed with the state so a
 #: lookup of the active holders skips the others. "3": WITHOUT ROWID tables, ``timeline``,

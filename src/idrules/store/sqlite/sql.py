@@ -43,6 +43,8 @@ UPSERT_SESSION = (
 )
 IS_DECIDED = "SELECT 1 FROM events WHERE id=?"
 INSERT_EVENT = "INSERT INTO events (id) VALUES (?)"
+#: an event's id recorded as it is checked (``rowcount`` 0: it was decided already)
+CLAIM_EVENT = "INSERT OR IGNORE INTO events (id) VALUES (?)"
 INSERT_TIMELINE = "INSERT INTO timeline (profile, seq, n, event_id) VALUES (?, ?, ?, ?)"
 MOVE_ACTIVITY = "UPDATE timeline SET profile=? WHERE profile=? AND n > 0"
 INSERT_DECISION = (
@@ -88,7 +90,7 @@ def profile_of(row: tuple[Any, ...]) -> Profile:
         anonymous=bool(row[9]),
         state=row[10],
         merged_into=row[11],
-        attributes=json.loads(row[12]),
+        attributes={} if row[12] == "{}" else json.loads(row[12]),  # most have none
         last_seen=row[13],
     )
 
@@ -107,6 +109,6 @@ def row_of(p: Profile) -> tuple[Any, ...]:
         int(p.anonymous),
         p.state,
         p.merged_into,
-        ATTRIBUTES.encode(p.attributes),
+        ATTRIBUTES.encode(p.attributes) if p.attributes else "{}",
         p.last_seen,
     )

@@ -158,6 +158,16 @@ class SqliteStore:
         with self._lock:
             return self._cur.execute(sql.IS_DECIDED, (event_id,)).fetchone() is not None
 
+    def claim_event(self, event_id: str) -> bool:
+        """Inside the event's transaction: record ``event_id`` as decided, in the statement
+        that checks it (``INSERT OR IGNORE``; True: it already was). The engine calls it
+        instead of :meth:`is_decided`; :meth:`apply` then skips the id's insert."""
+        with self._lock:
+            if self._cur.execute(sql.CLAIM_EVENT, (event_id,)).rowcount == 0:
+                return True
+            self._tx.claimed = event_id
+            return False
+
     def profile(self, profile_id: str) -> Profile | None:
         with self._lock:
             profiles, trusted = self._cache.profiles, self._tx.trusted
@@ -288,7 +298,10 @@ class SqliteStore:
         for source, target in changes.moves:
             cur.execute(sql.MOVE_ACTIVITY, (target, source))
         if changes.event_id is not None:
-            cur.execute(sql.INSERT_EVENT, (changes.event_id,))
+            if changes.event_id == self._tx.claimed:  # recorded when it was checked
+                self._tx.claimed = None
+            else:
+                cur.execute(sql.INSERT_EVENT, (changes.event_id,))
         about = None
         if record is not None:
             about = record.profile
