@@ -653,9 +653,13 @@ class Baseline:
         )
 
     # ---- profiles and sessions ------------------------------------------------------------
+    def _profile_id(self, eid: str) -> str:
+        """The new profile's id: idrules' (a hash of the creating event's id)."""
+        return "p_" + hashlib.sha256(eid.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
     def _new_profile(self, eid: str, ts: float, anonymous: bool) -> dict[str, Any]:
-        pid = "p_" + hashlib.sha256(eid.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         self.seq += 1
+        pid = self._profile_id(eid)
         p: dict[str, Any] = {
             "id": pid,
             "seq": self.seq,

@@ -121,26 +121,9 @@ class Lean(Baseline):
         expected = hmac.new(self.key, user_id.encode(), hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, signature.lower())
 
-    def _new_profile(self, eid: str, ts: float, anonymous: bool) -> dict[str, Any]:
-        self.seq += 1
-        pid = f"p{self.seq}"
-        p: dict[str, Any] = {
-            "id": pid,
-            "seq": self.seq,
-            "user_id": None,
-            "user_key": None,
-            "email": None,
-            "email_key": None,
-            "name": None,
-            "avatar": None,
-            "verified": False,
-            "anonymous": anonymous,
-            "state": "active",
-            "attributes": {},
-            "last_seen": ts,
-        }
-        self.profiles[pid] = p
-        return p
+    def _profile_id(self, eid: str) -> str:
+        """A counter, as a lean team numbers its profiles."""
+        return f"p{self.seq}"
 
     @staticmethod
     def _decision(

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -205,3 +206,19 @@ def check_invariants(engine: Engine, decisions: list[Decision]) -> None:
         for folded in decision.merged:
             assert folded not in identified
             assert by_id[folded]["merged_into"] == decision.profile
+
+
+def check_json_decisions(store: Any, decisions: list[dict[str, Any]]) -> None:
+    """SPEC §3 on ``store`` after decisions read back as JSON from several deciders (processes,
+    HTTP clients): :func:`check_invariants`, no profile merged twice, and every event id
+    decided exactly once (any other answer for it ``duplicate``)."""
+    as_objects = [SimpleNamespace(**d) for d in decisions]
+    check_invariants(SimpleNamespace(store=store), as_objects)  # type: ignore[arg-type]
+    folded = [p for d in decisions for p in d["merged"]]
+    assert len(folded) == len(set(folded)), "a profile was merged twice"
+    by_id: dict[str, list[str]] = {}
+    for d in decisions:
+        by_id.setdefault(d["event_id"], []).append(d["outcome"])
+    for event_id, outcomes in by_id.items():
+        decided = [o for o in outcomes if o != "duplicate"]
+        assert len(decided) == 1, f"{event_id} decided {len(decided)} times: {outcomes}"

@@ -8,12 +8,11 @@ import json
 import multiprocessing
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from cli_support import clean_env, command, write_events
-from support import check_invariants
+from support import check_json_decisions
 
 pytest.importorskip("psycopg")
 
@@ -71,18 +70,10 @@ def _worker(url: str, rules: str, worker: int, commit_every: int, start: Any, re
 def _check(url: str, decisions: list[dict[str, Any]]) -> None:
     """SPEC §3's invariants on the store and every process's decisions."""
     reader = PostgresStore(url, readonly=True)
-    as_objects = [SimpleNamespace(**d) for d in decisions]
     # a user id on at most one active profile; every recorded track in exactly one
-    # profile's activity; only anonymous profiles merged, into the decision's profile
-    check_invariants(SimpleNamespace(store=reader), as_objects)  # type: ignore[arg-type]
-    folded = [p for d in decisions for p in d["merged"]]
-    assert len(folded) == len(set(folded)), "a profile was merged twice"
-    by_id: dict[str, list[str]] = {}
-    for d in decisions:
-        by_id.setdefault(d["event_id"], []).append(d["outcome"])
-    for event_id, outcomes in by_id.items():
-        decided = [o for o in outcomes if o != "duplicate"]
-        assert len(decided) == 1, f"{event_id} decided {len(decided)} times: {outcomes}"
+    # profile's activity; only anonymous profiles merged, into the decision's profile, once;
+    # one decision per event id
+    check_json_decisions(reader, decisions)
     schema = reader.schema
     reader.close()
     import psycopg
@@ -95,7 +86,7 @@ def _check(url: str, decisions: list[dict[str, Any]]) -> None:
             f"SELECT event_id FROM {schema}.decisions WHERE outcome <> 'duplicate' "
             "GROUP BY event_id HAVING count(*) > 1"
         ).fetchall()
-    assert events is not None and events[0] == len(by_id)
+    assert events is not None and events[0] == len({d["event_id"] for d in decisions})
     assert twice == [], f"decision records doubled: {twice}"
 
 

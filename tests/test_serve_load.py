@@ -18,12 +18,11 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from serve_support import AUTH, TOKEN, Server
-from support import check_invariants
+from support import check_json_decisions
 
 from idrules import SqliteStore
 from idrules.store.base import Store
@@ -91,16 +90,7 @@ def _check(store: Store, decisions: list[dict[str, Any]], samples: dict[str, flo
     assert len(decisions) == CLIENTS * ROUNDS
     assert {"identified", "recorded", "duplicate"} <= {d["outcome"] for d in decisions}
     assert any(d["merged"] for d in decisions), "the workload merges no session"
-    as_objects = [SimpleNamespace(**d) for d in decisions]
-    check_invariants(SimpleNamespace(store=store), as_objects)  # type: ignore[arg-type]
-    folded = [p for d in decisions for p in d["merged"]]
-    assert len(folded) == len(set(folded)), "a profile was merged twice"
-    by_id: dict[str, list[str]] = {}
-    for d in decisions:
-        by_id.setdefault(d["event_id"], []).append(d["outcome"])
-    for event_id, outcomes in by_id.items():
-        decided = [o for o in outcomes if o != "duplicate"]
-        assert len(decided) == 1, f"{event_id} decided {len(decided)} times: {outcomes}"
+    check_json_decisions(store, decisions)
     counted = sum(v for k, v in samples.items() if k.startswith("idrules_decisions_total{"))
     assert counted == len(decisions)
 

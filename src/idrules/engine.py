@@ -50,10 +50,8 @@ _BACKOFF_S = 0.002
 
 
 def _no_record() -> None:
+    """The sealer's answer for a store that keeps no decision records."""
     return None
-
-
-_NO_RECORD = _no_record
 
 
 def _sealer(
@@ -63,7 +61,7 @@ def _sealer(
     decision; the record goes to a store that keeps records."""
     if journal is not None:
         return partial(journal.seal, decision, keep)
-    return partial(record_of, decision) if keep else _NO_RECORD
+    return partial(record_of, decision) if keep else _no_record
 
 
 class Engine:
