@@ -335,7 +335,10 @@ def commands() -> dict[str, click.Command]:
     from idrules.cli import main
 
     assert isinstance(main, click.Group)
-    return dict(main.commands)
+    with click.Context(main) as ctx:
+        found = {name: main.get_command(ctx, name) for name in main.list_commands(ctx)}
+    assert all(found.values()), f"a command of COMMANDS is defined nowhere: {found}"
+    return {name: command for name, command in found.items() if command is not None}
 
 
 class TestCommandLine:

@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import cli_support
+import jsonschema
 import pytest
 
 from idrules import Engine, RulesError, load_ruleset, pack_names
@@ -482,6 +483,12 @@ class TestSchemaValidator:
         assert info.misses == 1
         assert info.hits >= 2
         assert schema_module.ruleset_validator() is schema_module.ruleset_validator()
+
+    def test_shipped_schema_is_valid(self) -> None:
+        """The shipped schema is valid under its meta-schema (the engine no longer checks it
+        at start-up)."""
+        schema = json.loads(schema_module.shipped_schema_text())
+        jsonschema.validators.validator_for(schema).check_schema(schema)
 
 
 # --- hardening: rules files `check` must refuse in one located line -----------------------

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from functools import wraps
+from importlib import import_module
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,9 +106,37 @@ def friendly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: each command and the module of :mod:`idrules.cli` that defines it: a command's module is
+#: imported when the command is asked for, so ``idrules replay`` does not pay for the imports
+#: of ``serve``, ``import`` or ``sign`` (a whole-process replay's start-up is part of its time)
+COMMANDS = {
+    "check": "authoring",
+    "diff": "deciding",
+    "export": "auditing",
+    "history": "auditing",
+    "import": "importing",
+    "replay": "deciding",
+    "resolve": "deciding",
+    "schema": "authoring",
+    "serve": "serving",
+    "sign": "authoring",
+    "verify-log": "auditing",
+}
+
+
 class _Main(click.Group):
     """The ``idrules`` group: click's usage errors as one ``idrules: error:`` line with the
-    help hint (exit 2) instead of click's three-line block, the same on every click version."""
+    help hint (exit 2) instead of click's three-line block, the same on every click version.
+    Its commands load on demand (:data:`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            import_module(f"idrules.cli.{module}")  # its decorators add its commands to main
+        return super().get_command(ctx, cmd_name)
 
     def main(  # type: ignore[override]
         self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
