@@ -24,6 +24,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import baseline  # noqa: E402
 import harness  # noqa: E402
 import hotkeys  # noqa: E402
+import instructions  # noqa: E402
 import lean  # noqa: E402
 import workload  # noqa: E402
 
@@ -196,6 +197,48 @@ def test_harness_lean_mode(tmp_path: Path) -> None:
     assert pack["statements"]["grouped"] < pack["statements"]["event"]
     assert not list(tmp_path.glob("*.db*"))
     assert harness.main(["--from-json", str(out)]) == 0
+
+
+class TestInstructions:
+    """benchmarks/instructions.py: per-event instructions from two log sizes."""
+
+    def test_per_event_and_startup_from_two_sizes(self) -> None:
+        """The difference over the events between the sizes is per event; the rest start-up."""
+        assert instructions.per_event(100, 300, 1_000_000 + 100 * 50, 1_000_000 + 300 * 50) == (
+            50.0,
+            1_000_000.0,
+        )
+        with pytest.raises(ValueError):
+            instructions.per_event(300, 300, 1, 2)
+
+    def test_measure_counts_each_variant_at_both_sizes(self, tmp_path: Path) -> None:
+        """Each variant runs over the log's first small and large events; the table shows them."""
+        seen: list[list[str]] = []
+
+        def count(cmd: list[str]) -> int:
+            seen.append(cmd)
+            log = Path(next(a for a in cmd if a.endswith("-head.jsonl")))
+            events = len(log.read_text().splitlines())
+            per = 200 if "lean.py" in " ".join(cmd) else 100
+            return 5_000_000 + events * per
+
+        result = instructions.measure(
+            ["helpshift"], 20, 50, 1, tmp_path, count=count, log=lambda _: None
+        )
+        assert len(seen) == 4
+        pack = result["packs"]["helpshift"]
+        assert pack["ratio"] == 0.5
+        assert pack["variants"]["memory"] == {"per_event": 100.0, "startup": 5_000_000.0}
+        assert "replay" in " ".join(seen[-1]) and "--store" not in seen[-1]
+        assert "helpshift" in instructions.table(result) and "0.50" in instructions.table(result)
+
+    def test_refuses_bad_sizes_and_packs(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Sizes out of order and unknown packs are usage errors."""
+        for argv in (["--small", "20", "--large", "10"], ["--packs", "nope"]):
+            with pytest.raises(SystemExit) as exit_info:
+                instructions.main(argv)
+            assert exit_info.value.code == 2
+        assert "unknown pack" in capsys.readouterr().err
 
 
 HOT_SCALE = 0.01  # n = 100: 100 shared-email identifies, 200 tracks + 10 identifies, 200 merges
