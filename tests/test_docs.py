@@ -8,9 +8,12 @@ not follow fails one of these tests.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -339,6 +342,46 @@ def commands() -> dict[str, click.Command]:
         found = {name: main.get_command(ctx, name) for name in main.list_commands(ctx)}
     assert all(found.values()), f"a command of COMMANDS is defined nowhere: {found}"
     return {name: command for name, command in found.items() if command is not None}
+
+
+class TestLazyCommands:
+    """The command line loads a command's module only when that command runs."""
+
+    def test_commands_map_names_every_command(self) -> None:
+        """COMMANDS names exactly the commands the modules define, each in its own module."""
+        from idrules.cli import COMMANDS, main
+
+        for module in set(COMMANDS.values()):
+            importlib.import_module(f"idrules.cli.{module}")
+        assert isinstance(main, click.Group)
+        assert set(main.commands) == set(COMMANDS)
+        for name, command in main.commands.items():
+            assert command.callback is not None
+            assert command.callback.__module__.endswith(f".cli.{COMMANDS[name]}"), name
+
+    def test_replay_loads_no_other_command(self) -> None:
+        """Resolving ``replay`` imports neither the server, the importer nor signing."""
+        code = (
+            "import sys, click\n"
+            "from idrules.cli import main\n"
+            "with click.Context(main) as ctx:\n"
+            "    assert main.get_command(ctx, 'replay') is not None\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('idrules'))))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        loaded = set(done.stdout.split())
+        assert "idrules.cli.deciding" in loaded
+        for module in (
+            "idrules.cli.serving",
+            "idrules.serve",
+            "idrules.cli.importing",
+            "idrules.importing",
+            "idrules.cli.authoring",
+            "idrules.signing",
+        ):
+            assert module not in loaded, module
 
 
 class TestCommandLine:

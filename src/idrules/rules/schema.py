@@ -92,12 +92,12 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[KnobPath, str]
     path: KnobPath = tuple(error.absolute_path)
     schema: Any = error.schema
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        import difflib  # only to explain an error: no start-up pays for it
+
         allowed = list(schema.get("properties", {}))
         for key in error.instance:
             if key not in allowed:
                 text = str(key)
-                import difflib  # only when explaining an error
-
                 close = difflib.get_close_matches(text, allowed, n=1) if len(text) < 64 else []
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 yield (*path, text), f"unknown knob {shorten(repr(text), SHORT_KEY)}{hint}"
